@@ -1,0 +1,431 @@
+//! The on-disk cache.
+//!
+//! ```text
+//! cache/
+//!   entries/<k[0..2]>/<key>/      one directory per node output
+//!       manifest.json             key, node, components, blake3 of every file
+//!       <files>                   .npy arrays, tables, plots
+//!   locks/<key>.lock              one lock per entry (advisory, released when the process dies)
+//!   nodes/<hash>.json             the components last computed for each (experiment, node id)
+//!   runs/<time>-<pid>.jsonl       one run log per exec
+//! ```
+//!
+//! An entry is built in a temp directory next to its final place and renamed
+//! into place only once every file and the manifest are synced, so a reader
+//! sees either nothing or a whole entry, whenever a writer dies. Readers hash
+//! every byte they read against the manifest.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::key::KeyComponents;
+use crate::npy;
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub blake3: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub key: String,
+    pub node: String,
+    pub experiment: String,
+    pub components: KeyComponents,
+    pub files: BTreeMap<String, FileRecord>,
+    pub created_unix: u64,
+    pub compute_seconds: f64,
+}
+
+/// Why an entry cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryState {
+    Valid,
+    Missing,
+    Corrupt(String),
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).at(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .at(dir)?;
+    tmp.write_all(bytes).at(path)?;
+    tmp.as_file().sync_all().at(path)?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the rename durable; failure only weakens crash safety, never correctness.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A held entry lock; dropping it (or the process dying) releases it.
+pub struct EntryLock {
+    _file: File,
+}
+
+impl Cache {
+    pub fn open(root: &Path) -> Result<Cache> {
+        for sub in ["entries", "locks", "nodes", "runs"] {
+            let d = root.join(sub);
+            fs::create_dir_all(&d).at(&d)?;
+        }
+        Ok(Cache {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn entry_dir(&self, key: &str) -> PathBuf {
+        self.root.join("entries").join(&key[..2]).join(key)
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// Blocks until this process holds the entry's lock.
+    pub fn lock(&self, key: &str) -> Result<EntryLock> {
+        let path = self.root.join("locks").join(format!("{key}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        file.lock().at(&path)?;
+        Ok(EntryLock { _file: file })
+    }
+
+    /// Takes the entry's lock only if nobody holds it (used by gc).
+    pub fn try_lock(&self, key: &str) -> Result<Option<EntryLock>> {
+        let path = self.root.join("locks").join(format!("{key}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(EntryLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn manifest(&self, key: &str) -> Option<Manifest> {
+        let text = fs::read(self.entry_dir(key).join("manifest.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Cheap check (no hashing): is there a complete entry for this key?
+    pub fn present(&self, key: &str) -> bool {
+        self.entry_dir(key).join("manifest.json").is_file()
+    }
+
+    /// Full check: every file exists and hashes to what the manifest says.
+    pub fn verify(&self, key: &str) -> EntryState {
+        let dir = self.entry_dir(key);
+        let mpath = dir.join("manifest.json");
+        let bytes = match fs::read(&mpath) {
+            Ok(b) => b,
+            Err(_) if !dir.exists() => return EntryState::Missing,
+            Err(e) => return EntryState::Corrupt(format!("manifest unreadable: {e}")),
+        };
+        let m: Manifest = match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(e) => return EntryState::Corrupt(format!("manifest is not valid JSON: {e}")),
+        };
+        if m.key != key || m.components.key() != key {
+            return EntryState::Corrupt("manifest does not describe this key".into());
+        }
+        for (name, rec) in &m.files {
+            let p = dir.join(name);
+            match crate::key::hash_file(&p) {
+                Ok(h) if h == rec.blake3 => {}
+                Ok(_) => {
+                    return EntryState::Corrupt(format!("{name}: bytes do not match their blake3"));
+                }
+                Err(_) => return EntryState::Corrupt(format!("{name}: missing")),
+            }
+        }
+        EntryState::Valid
+    }
+
+    /// Opens an entry for reading; each read is verified against the manifest.
+    pub fn open_entry(&self, key: &str) -> Result<Entry> {
+        let dir = self.entry_dir(key);
+        let manifest = self.manifest(key).ok_or_else(|| Error::Cache {
+            dir: dir.clone(),
+            message: "entry is missing or its manifest is unreadable".into(),
+        })?;
+        Ok(Entry { dir, manifest })
+    }
+
+    /// Moves a corrupt entry out of the way (then deletes it) so it can be rebuilt.
+    /// The caller holds the entry's lock.
+    pub fn discard(&self, key: &str) -> Result<()> {
+        let dir = self.entry_dir(key);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let parent = dir.parent().unwrap();
+        let aside = parent.join(format!(".discard-{key}-{}", std::process::id()));
+        fs::rename(&dir, &aside).at(&dir)?;
+        sync_dir(parent);
+        fs::remove_dir_all(&aside).at(&aside)?;
+        Ok(())
+    }
+
+    /// Starts building an entry. The caller holds the entry's lock.
+    pub fn writer(&self, key: &str) -> Result<EntryWriter> {
+        let final_dir = self.entry_dir(key);
+        let parent = final_dir.parent().unwrap().to_path_buf();
+        fs::create_dir_all(&parent).at(&parent)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{key}-"))
+            .tempdir_in(&parent)
+            .at(&parent)?;
+        Ok(EntryWriter {
+            key: key.to_string(),
+            tmp,
+            final_dir,
+        })
+    }
+
+    /// Marks an entry as used now, for `gc --keep-recent`.
+    pub fn touch(&self, key: &str) {
+        let p = self.entry_dir(key).join("manifest.json");
+        if let Ok(f) = File::options().write(true).open(&p) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    fn node_record_path(&self, experiment: &str, node: &str) -> PathBuf {
+        let h = blake3::hash(format!("{experiment}\0{node}").as_bytes()).to_hex();
+        self.root.join("nodes").join(format!("{}.json", &h[..32]))
+    }
+
+    /// Remembers what this node was last computed from, so `plan` and
+    /// `explain` can say what changed.
+    pub fn record_node(&self, experiment: &str, node: &str, comps: &KeyComponents) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(comps).expect("components serialize");
+        write_atomic(&self.node_record_path(experiment, node), &bytes)
+    }
+
+    pub fn last_components(&self, experiment: &str, node: &str) -> Option<KeyComponents> {
+        let bytes = fs::read(self.node_record_path(experiment, node)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Every entry key present, with its size in bytes and last-use time.
+    pub fn list(&self) -> Result<Vec<(String, u64, SystemTime)>> {
+        let mut out = Vec::new();
+        let entries = self.root.join("entries");
+        for shard in fs::read_dir(&entries).at(&entries)? {
+            let shard = shard.at(&entries)?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for e in fs::read_dir(&shard).at(&shard)? {
+                let e = e.at(&shard)?;
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let mut size = 0;
+                if let Ok(files) = fs::read_dir(e.path()) {
+                    for f in files.flatten() {
+                        size += f.metadata().map(|m| m.len()).unwrap_or(0);
+                    }
+                }
+                let used = fs::metadata(e.path().join("manifest.json"))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(UNIX_EPOCH);
+                out.push((name, size, used));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Temp directories left by killed runs (safe to delete once their lock is free).
+    pub fn leftovers(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let entries = self.root.join("entries");
+        for shard in fs::read_dir(&entries).at(&entries)?.flatten() {
+            if let Ok(items) = fs::read_dir(shard.path()) {
+                for e in items.flatten() {
+                    if e.file_name().to_string_lossy().starts_with('.') {
+                        out.push(e.path());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A complete entry opened for reading.
+pub struct Entry {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Entry {
+    /// The bytes of one file, verified against the manifest's blake3.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let rec = self.manifest.files.get(name).ok_or_else(|| Error::Cache {
+            dir: self.dir.clone(),
+            message: format!("entry has no file `{name}`"),
+        })?;
+        let path = self.dir.join(name);
+        let bytes = fs::read(&path).at(&path)?;
+        let mut h = blake3::Hasher::new();
+        h.update_rayon(&bytes);
+        if h.finalize().to_hex().as_str() != rec.blake3 {
+            return Err(Error::Cache {
+                dir: self.dir.clone(),
+                message: format!(
+                    "`{name}` is corrupt: its bytes do not match the stored blake3; run exec again to rebuild it"
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub fn read_f64(&self, name: &str) -> Result<npy::Array<f64>> {
+        let bytes = self.read(name)?;
+        npy::parse_f64(&bytes).map_err(|e| Error::Cache {
+            dir: self.dir.clone(),
+            message: format!("`{name}`: {e}"),
+        })
+    }
+
+    pub fn read_f32(&self, name: &str) -> Result<npy::Array<f32>> {
+        let bytes = self.read(name)?;
+        npy::parse_f32(&bytes).map_err(|e| Error::Cache {
+            dir: self.dir.clone(),
+            message: format!("`{name}`: {e}"),
+        })
+    }
+
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self.read(name)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Cache {
+            dir: self.dir.clone(),
+            message: format!("`{name}`: {e}"),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// An entry being built in a temp directory.
+pub struct EntryWriter {
+    key: String,
+    tmp: tempfile::TempDir,
+    final_dir: PathBuf,
+}
+
+impl EntryWriter {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.path(name);
+        fs::write(&p, bytes).at(&p)
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(value).expect("serializable");
+        self.write_bytes(name, &bytes)
+    }
+
+    pub fn write_npy<T: npyz::AutoSerialize + Clone>(
+        &self,
+        name: &str,
+        shape: &[usize],
+        data: &[T],
+    ) -> Result<()> {
+        let p = self.path(name);
+        npy::write(&p, shape, data).at(&p)
+    }
+
+    /// Hashes and syncs every file, writes the manifest, and renames the
+    /// directory into place. Nothing is visible to readers before the rename.
+    pub fn commit(
+        self,
+        node: &str,
+        experiment: &str,
+        components: &KeyComponents,
+        compute_seconds: f64,
+    ) -> Result<()> {
+        let mut files = BTreeMap::new();
+        for e in fs::read_dir(self.tmp.path()).at(self.tmp.path())? {
+            let e = e.at(self.tmp.path())?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let p = e.path();
+            File::open(&p).and_then(|f| f.sync_all()).at(&p)?;
+            files.insert(
+                name,
+                FileRecord {
+                    blake3: crate::key::hash_file(&p)?,
+                    bytes: e.metadata().at(&p)?.len(),
+                },
+            );
+        }
+        let manifest = Manifest {
+            key: self.key.clone(),
+            node: node.to_string(),
+            experiment: experiment.to_string(),
+            components: components.clone(),
+            files,
+            created_unix: unix_now(),
+            compute_seconds,
+        };
+        let mpath = self.path("manifest.json");
+        let mut f = File::create(&mpath).at(&mpath)?;
+        f.write_all(&serde_json::to_vec_pretty(&manifest).expect("manifest serializes"))
+            .at(&mpath)?;
+        f.sync_all().at(&mpath)?;
+        sync_dir(self.tmp.path());
+        let tmp = self.tmp.keep();
+        if let Err(e) = fs::rename(&tmp, &self.final_dir) {
+            let _ = fs::remove_dir_all(&tmp);
+            if !self.final_dir.join("manifest.json").exists() {
+                return Err(Error::io(&self.final_dir, e));
+            }
+        }
+        sync_dir(self.final_dir.parent().unwrap());
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! The `runner` command line: thin wrappers over config → plan → cache → exec.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::exec::{self, ExecOptions};
+use crate::key::short;
+use crate::plan::{self, Freshness, Plan};
+use crate::{config, synth};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runner",
+    version,
+    about = "Declarative, cached model-to-brain neural fitting"
+)]
+pub struct Cli {
+    /// Cache directory (default: the experiment's `cache` setting, else ./cache).
+    #[arg(long, global = true, env = "RUNNER_CACHE")]
+    pub cache: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile the experiment, run what is stale, and write its results.
+    Exec {
+        file: PathBuf,
+        /// Nodes run at once.
+        #[arg(long, short, default_value_t = default_jobs())]
+        jobs: usize,
+        /// Memory budget for concurrently running nodes, in GiB (default: 80% of available).
+        #[arg(long)]
+        mem_gb: Option<f64>,
+        /// Print the summary as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the DAG: node ids, keys, and whether each is fresh or stale (and why).
+    Plan { file: PathBuf },
+    /// Show what a node's key is made of and what changed since it was cached.
+    Explain { file: PathBuf, node: String },
+    /// Cache size, entry count and the last runs.
+    Status {
+        /// How many recent runs to list.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Delete cache entries that none of the given experiments uses.
+    Gc {
+        /// Experiments whose entries are kept.
+        files: Vec<PathBuf>,
+        /// Also keep entries used within this long (e.g. `7d`, `12h`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        keep_recent: Option<Duration>,
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a synthetic subject in the runner-nsd-v1 layout (for examples and tests).
+    Synth {
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "synth01")]
+        subject: String,
+        #[arg(long, default_value_t = 240)]
+        n_train: usize,
+        #[arg(long, default_value_t = 60)]
+        n_val: usize,
+        #[arg(long, default_value_t = 100)]
+        n_test: usize,
+        #[arg(long, default_value_t = 64)]
+        image_size: usize,
+        #[arg(long, default_value_t = 320)]
+        voxels_lh: usize,
+        #[arg(long, default_value_t = 280)]
+        voxels_rh: usize,
+    },
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn cache_for(cli_cache: &Option<PathBuf>, exp: Option<&config::Experiment>) -> Result<Cache> {
+    let root = cli_cache
+        .clone()
+        .or_else(|| exp.and_then(|e| e.cache_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("cache"));
+    Cache::open(&root)
+}
+
+fn load_plan(file: &Path) -> Result<Plan> {
+    let exp = config::load(file)?;
+    plan::build(&exp)
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Exec {
+            file,
+            jobs,
+            mem_gb,
+            json,
+        } => {
+            let jobs = exec::check_jobs(jobs)?;
+            // One pool for faer and blake3: the executor's workers share it.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(default_jobs())
+                .build_global();
+            let plan = load_plan(&file)?;
+            let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
+            let mem_budget = match mem_gb {
+                Some(g) if g > 0.0 => (g * (1u64 << 30) as f64) as u64,
+                Some(_) => return Err(Error::usage("--mem-gb must be positive")),
+                None => exec::available_memory().map_or(8 << 30, |m| m / 10 * 8),
+            };
+            let opts = ExecOptions {
+                jobs,
+                mem_budget,
+                progress: std::io::stderr().is_terminal() && !json,
+            };
+            let s = exec::execute(&plan, &cache, &opts)?;
+            for w in &s.warnings {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                println!("{}", serde_json::to_string(&s).expect("summary serializes"));
+            } else {
+                println!(
+                    "{}: {} nodes — ran {}, reused {}{} in {:.2}s",
+                    s.experiment,
+                    s.nodes,
+                    s.ran,
+                    s.reused,
+                    if s.recomputed_corrupt > 0 {
+                        format!(" (recomputed {} corrupt)", s.recomputed_corrupt)
+                    } else {
+                        String::new()
+                    },
+                    s.wall_seconds
+                );
+                println!("results: {}", s.results_dir.display());
+                for f in &s.results {
+                    println!("  {}", f.file_name().unwrap_or_default().to_string_lossy());
+                }
+                println!("run log: {}", s.run_log.display());
+            }
+            Ok(())
+        }
+        Command::Plan { file } => {
+            let plan = load_plan(&file)?;
+            let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
+            let mut stale = 0;
+            for ix in plan.topo() {
+                let n = &plan.graph[ix];
+                match plan.freshness(&cache, ix) {
+                    Freshness::Fresh => println!("fresh  {:<12} {}", short(&n.key), n.id),
+                    Freshness::Stale(why) => {
+                        stale += 1;
+                        println!("stale  {:<12} {}  ({why})", short(&n.key), n.id);
+                    }
+                }
+            }
+            println!("{} nodes, {stale} stale", plan.graph.node_count());
+            Ok(())
+        }
+        Command::Explain { file, node } => {
+            let plan = load_plan(&file)?;
+            let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
+            let ix = plan.find(&node)?;
+            let n = &plan.graph[ix];
+            let c = &n.components;
+            println!("node:         {}", n.id);
+            println!("kind:         {}", c.kind);
+            println!("key:          {}", n.key);
+            println!("code version: {}", c.code_version);
+            println!("params:       {}", crate::key::canonical_json(&c.params));
+            println!("upstream:");
+            for (role, key) in &c.upstream {
+                let up = plan
+                    .upstream(ix)
+                    .into_iter()
+                    .find(|(r, _)| r == role)
+                    .map(|(_, u)| plan.graph[u].id.clone());
+                println!("  {role:<10} {}  {}", short(key), up.unwrap_or_default());
+            }
+            println!("inputs:");
+            for (name, hash) in &c.inputs {
+                println!("  {name:<24} blake3 {}", short(hash));
+            }
+            match plan.freshness(&cache, ix) {
+                Freshness::Fresh => println!("status:       fresh (cached)"),
+                Freshness::Stale(why) => println!("status:       stale — {why}"),
+            }
+            Ok(())
+        }
+        Command::Status { runs } => status(&cache_for(&cli.cache, None)?, runs),
+        Command::Gc {
+            files,
+            keep_recent,
+            dry_run,
+        } => {
+            if files.is_empty() && keep_recent.is_none() {
+                return Err(Error::usage(
+                    "gc needs the experiments to keep (and/or --keep-recent)",
+                )
+                .with_help("runner gc experiments/*.toml  # removes everything else"));
+            }
+            let mut keep = std::collections::HashSet::new();
+            let mut cache_root = cli.cache.clone();
+            for f in &files {
+                let plan = load_plan(f)?;
+                if cache_root.is_none() {
+                    cache_root = plan.experiment.cache_dir.clone();
+                }
+                for ix in plan.graph.node_indices() {
+                    keep.insert(plan.graph[ix].key.clone());
+                }
+            }
+            let cache = Cache::open(&cache_root.unwrap_or_else(|| PathBuf::from("cache")))?;
+            gc(&cache, &keep, keep_recent, dry_run)
+        }
+        Command::Synth {
+            out,
+            seed,
+            subject,
+            n_train,
+            n_val,
+            n_test,
+            image_size,
+            voxels_lh,
+            voxels_rh,
+        } => {
+            let cfg = synth::SynthConfig {
+                seed,
+                subject,
+                n_train,
+                n_val,
+                n_test,
+                image_size,
+                voxels_lh,
+                voxels_rh,
+                ..Default::default()
+            };
+            let report = synth::generate(&cfg, &out).map_err(|e| Error::io(&out, e))?;
+            println!(
+                "wrote synthetic subject {} to {}: {} images, {} voxels",
+                cfg.subject,
+                report.out_dir.display(),
+                report.n_images,
+                report.n_voxels
+            );
+            Ok(())
+        }
+    }
+}
+
+fn status(cache: &Cache, n_runs: usize) -> Result<()> {
+    let entries = cache.list()?;
+    let bytes: u64 = entries.iter().map(|e| e.1).sum();
+    println!("cache: {}", cache.root.display());
+    println!("entries: {}", entries.len());
+    println!("size: {}", human_bytes(bytes));
+    let leftovers = cache.leftovers()?;
+    if !leftovers.is_empty() {
+        println!(
+            "unfinished temp dirs: {} (removed by `runner gc`)",
+            leftovers.len()
+        );
+    }
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(cache.runs_dir())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.sort();
+    println!("last runs:");
+    for log in logs.iter().rev().take(n_runs) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let mut exp = String::new();
+        let mut line = String::from("did not finish");
+        for l in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                continue;
+            };
+            match v["event"].as_str() {
+                Some("start") => exp = v["experiment"].as_str().unwrap_or("").to_string(),
+                Some("end") if v["ok"] == json!(true) => {
+                    line = format!(
+                        "ran {} reused {} in {:.2}s",
+                        v["ran"],
+                        v["reused"],
+                        v["wall_seconds"].as_f64().unwrap_or(0.0)
+                    )
+                }
+                Some("end") => line = format!("failed: {}", v["error"].as_str().unwrap_or("")),
+                _ => {}
+            }
+        }
+        let when = std::fs::metadata(log)
+            .and_then(|m| m.modified())
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_default();
+        println!("  {when}  {exp:<20} {line}");
+    }
+    Ok(())
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+fn gc(
+    cache: &Cache,
+    keep: &std::collections::HashSet<String>,
+    keep_recent: Option<Duration>,
+    dry_run: bool,
+) -> Result<()> {
+    let now = SystemTime::now();
+    let (mut removed, mut freed, mut kept) = (0, 0u64, 0);
+    for (key, size, used) in cache.list()? {
+        let recent =
+            keep_recent.is_some_and(|d| now.duration_since(used).unwrap_or(Duration::ZERO) <= d);
+        if keep.contains(&key) || recent {
+            kept += 1;
+            continue;
+        }
+        if dry_run {
+            println!("would remove {key} ({})", human_bytes(size));
+        } else {
+            // Skip entries another process is using right now.
+            let Some(_lock) = cache.try_lock(&key)? else {
+                continue;
+            };
+            cache.discard(&key)?;
+            let _ = std::fs::remove_file(cache.root.join("locks").join(format!("{key}.lock")));
+        }
+        removed += 1;
+        freed += size;
+    }
+    for dir in cache.leftovers()? {
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        // `.tmp-<key>-…` belongs to a writer that may still be alive: only take it if its lock is free.
+        let key = name
+            .trim_start_matches(".tmp-")
+            .trim_start_matches(".discard-")
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if dry_run {
+            println!("would remove unfinished {}", dir.display());
+            continue;
+        }
+        if key.len() == 64 {
+            if let Some(_lock) = cache.try_lock(&key)? {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!(
+        "{verb} {removed} entries ({}), kept {kept}",
+        human_bytes(freed)
+    );
+    Ok(())
+}

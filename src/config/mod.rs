@@ -1,0 +1,739 @@
+//! Stage two: a checked experiment. Paths are resolved against the TOML file's
+//! directory, names are checked, references between tables are resolved, and
+//! every problem is reported at its `file:line:col`.
+
+mod raw;
+mod source;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_spanned::Spanned;
+
+use crate::error::{IoContext, Result};
+pub use source::Source;
+
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub source: Source,
+    /// The experiment file's directory (absolute): relative paths start here.
+    pub base_dir: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    /// Cache directory from the file, if it names one (the CLI may override).
+    pub cache_dir: Option<PathBuf>,
+    pub results_dir: PathBuf,
+    pub subjects: Vec<Subject>,
+    pub features: Vec<FeatureSource>,
+    pub rois: Vec<Roi>,
+    pub fit: FitSpec,
+    pub score: ScoreSpec,
+    pub plots: Vec<PlotSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub name: String,
+    pub path: PathBuf,
+    pub path_span: Range<usize>,
+    pub train_splits: Vec<String>,
+    pub test_splits: Vec<String>,
+    pub hemis: Vec<String>,
+    pub voxel_mask: Selector,
+    /// Voxels with ncsnr <= min_ncsnr are dropped (NSD: ncsnr > 0).
+    pub min_ncsnr: f64,
+}
+
+/// Picks voxels by the labels in one column of the voxel table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Selector {
+    pub column: String,
+    pub labels: Vec<String>,
+    #[serde(rename = "match")]
+    pub match_: LabelMatch,
+}
+
+/// HW2 matches by substring ('V4' matches 'hV4', 'ventral' matches
+/// 'midventral'); the file must say which rule it means.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelMatch {
+    Exact,
+    Substring,
+}
+
+impl Selector {
+    pub fn matches(&self, label: &str) -> bool {
+        self.labels.iter().any(|want| match self.match_ {
+            LabelMatch::Exact => label == want,
+            LabelMatch::Substring => label.contains(want.as_str()),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FeatureSource {
+    /// Shown as `model` in tables and plots.
+    pub name: String,
+    pub kind: FeatureKind,
+    pub layers: Vec<String>,
+    pub subjects: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FeatureKind {
+    /// One `<layer>.npy` per layer, rows = the subject's images in split order.
+    Npy { dir: String, dir_span: Range<usize> },
+}
+
+impl FeatureSource {
+    /// The file holding `layer` for `subject`, resolved against the experiment file.
+    pub fn layer_file(&self, base: &Path, subject: &str, layer: &str) -> PathBuf {
+        match &self.kind {
+            FeatureKind::Npy { dir, .. } => base
+                .join(dir.replace("{subject}", subject))
+                .join(format!("{layer}.npy")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Roi {
+    pub name: String,
+    pub selector: Selector,
+    /// HW2 keeps voxels with ncsnr > 0.2 in every ROI.
+    pub min_ncsnr: f64,
+    pub hemis: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FitSpec {
+    pub alpha_grid: Vec<f64>,
+    pub alpha_per_voxel: bool,
+    pub fit_intercept: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    R2,
+    R2OverNc,
+    PearsonR,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 3] = [Metric::R2, Metric::R2OverNc, Metric::PearsonR];
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::R2 => "r2",
+            Metric::R2OverNc => "r2_over_nc",
+            Metric::PearsonR => "pearson_r",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::R2 => "R²",
+            Metric::R2OverNc => "R² / noise ceiling",
+            Metric::PearsonR => "Pearson r",
+        }
+    }
+    fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    Mean,
+    Median,
+}
+
+impl Aggregate {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Mean => "mean",
+            Aggregate::Median => "median",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScoreSpec {
+    pub metrics: Vec<Metric>,
+    pub aggregate: Aggregate,
+    pub nc_repeats: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
+    Svg,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlotSpec {
+    pub metric: Metric,
+    pub formats: Vec<ImageFormat>,
+    pub title: Option<String>,
+    /// Explicit column order; by default ROIs are sorted by name (V1 < V2 < V10 < ventral),
+    /// so that reordering `[rois.*]` tables changes no key.
+    pub rois: Option<Vec<String>>,
+}
+
+/// Reads and checks an experiment file.
+pub fn load(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    parse(path, text)
+}
+
+pub fn parse(path: &Path, text: String) -> Result<Experiment> {
+    let src = Source::new(path, text);
+    let raw: raw::RawExperiment = toml::from_str(&src.text).map_err(|e| src.from_toml(e))?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let base = std::path::absolute(&base).at(&base)?;
+    Validator { src: &src, base }.experiment(raw)
+}
+
+struct Validator<'a> {
+    src: &'a Source,
+    base: PathBuf,
+}
+
+fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.starts_with('.')
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, span: Range<usize>, msg: impl Into<String>) -> Result<T> {
+        Err(self.src.error(span, msg))
+    }
+
+    fn check_name(&self, what: &str, name: &str, span: Range<usize>) -> Result<()> {
+        if name_ok(name) {
+            Ok(())
+        } else {
+            Err(self
+                .src
+                .error(
+                    span,
+                    format!("{what} name `{name}` is not usable in file names"),
+                )
+                .with_help("use letters, digits, `_`, `-` and `.` only"))
+        }
+    }
+
+    fn experiment(&self, raw: raw::RawExperiment) -> Result<Experiment> {
+        let name = raw.experiment.name.get_ref().clone();
+        self.check_name("experiment", &name, raw.experiment.name.span())?;
+        let cache_dir = raw.experiment.cache.map(|p| self.base.join(p.into_inner()));
+        let results_dir = raw
+            .experiment
+            .results
+            .map(|p| self.base.join(p.into_inner()))
+            .unwrap_or_else(|| self.base.join("results").join(&name));
+
+        if raw.subjects.is_empty() {
+            return self
+                .err(0..0, "the experiment declares no subject")
+                .map_err(|e| e.with_help("add a [subjects.NAME] table with `path = \"...\"`"));
+        }
+        let subjects = raw
+            .subjects
+            .into_iter()
+            .map(|(n, s)| self.subject(n, s))
+            .collect::<Result<Vec<_>>>()?;
+        let subject_names: Vec<String> = subjects.iter().map(|s| s.name.clone()).collect();
+
+        if raw.features.is_empty() {
+            return self
+                .err(0..0, "the experiment declares no feature source")
+                .map_err(|e| e.with_help("add a [features.NAME] table with kind = \"npy\""));
+        }
+        let features = raw
+            .features
+            .into_iter()
+            .map(|(n, f)| self.features(n, f, &subject_names))
+            .collect::<Result<Vec<_>>>()?;
+
+        if raw.rois.is_empty() {
+            return self
+                .err(0..0, "the experiment declares no ROI")
+                .map_err(|e| e.with_help("add a [rois.NAME] table with column, labels and match"));
+        }
+        let rois = raw
+            .rois
+            .into_iter()
+            .map(|(n, r)| self.roi(n, r))
+            .collect::<Result<Vec<_>>>()?;
+
+        let fit = self.fit(raw.fit)?;
+        let score = self.score(raw.score)?;
+        let plots = raw
+            .plots
+            .into_iter()
+            .map(|p| self.plot(p, &score, &rois))
+            .collect::<Result<Vec<_>>>()?;
+
+        Ok(Experiment {
+            source: self.src.clone(),
+            base_dir: self.base.clone(),
+            name,
+            description: raw.experiment.description,
+            cache_dir,
+            results_dir,
+            subjects,
+            features,
+            rois,
+            fit,
+            score,
+            plots,
+        })
+    }
+
+    fn strings(
+        &self,
+        v: Option<Spanned<Vec<String>>>,
+        default: &[&str],
+        what: &str,
+    ) -> Result<Vec<String>> {
+        match v {
+            None => Ok(default.iter().map(|s| s.to_string()).collect()),
+            Some(v) => {
+                let span = v.span();
+                let v = v.into_inner();
+                if v.is_empty() {
+                    return self.err(span, format!("{what} must not be empty"));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    fn subject(&self, name: String, raw: Spanned<raw::RawSubject>) -> Result<Subject> {
+        let span = raw.span();
+        self.check_name("subject", &name, span.clone())?;
+        let raw = raw.into_inner();
+        let path_span = raw.path.span();
+        let path = self.base.join(raw.path.into_inner());
+        let voxel_mask = match raw.voxel_mask {
+            Some(sel) => self.selector(sel.into_inner())?,
+            None => Selector {
+                column: "nsdgeneral".into(),
+                labels: vec!["nsdgeneral".into()],
+                match_: LabelMatch::Exact,
+            },
+        };
+        let min_ncsnr = self.finite(raw.min_ncsnr, 0.0)?;
+        let train_splits = self.strings(raw.train_splits, &["train", "val"], "train_splits")?;
+        let test_splits = self.strings(raw.test_splits, &["test"], "test_splits")?;
+        if let Some(s) = train_splits.iter().find(|s| test_splits.contains(s)) {
+            return self.err(
+                span,
+                format!("split `{s}` is both a train and a test split"),
+            );
+        }
+        Ok(Subject {
+            name,
+            path,
+            path_span,
+            train_splits,
+            test_splits,
+            hemis: self.strings(raw.hemis, &["lh", "rh"], "hemis")?,
+            voxel_mask,
+            min_ncsnr,
+        })
+    }
+
+    fn finite(&self, v: Option<Spanned<f64>>, default: f64) -> Result<f64> {
+        match v {
+            None => Ok(default),
+            Some(v) if v.get_ref().is_finite() => Ok(*v.get_ref()),
+            Some(v) => self.err(v.span(), "must be a finite number"),
+        }
+    }
+
+    fn selector(&self, raw: raw::RawSelector) -> Result<Selector> {
+        let labels_span = raw.labels.span();
+        let labels = raw.labels.into_inner();
+        if labels.is_empty() || labels.iter().any(String::is_empty) {
+            return self.err(
+                labels_span,
+                "labels must be a non-empty list of non-empty strings",
+            );
+        }
+        let match_ = match raw.match_.get_ref().as_str() {
+            "exact" => LabelMatch::Exact,
+            "substring" => LabelMatch::Substring,
+            other => {
+                return Err(self
+                    .src
+                    .error(raw.match_.span(), format!("unknown match rule `{other}`"))
+                    .with_help(
+                        "use match = \"exact\" or match = \"substring\" (HW2 uses substring)",
+                    ));
+            }
+        };
+        Ok(Selector {
+            column: raw.column.into_inner(),
+            labels,
+            match_,
+        })
+    }
+
+    fn features(
+        &self,
+        name: String,
+        raw: Spanned<raw::RawFeatures>,
+        subjects: &[String],
+    ) -> Result<FeatureSource> {
+        let span = raw.span();
+        self.check_name("feature source", &name, span.clone())?;
+        let raw = raw.into_inner();
+        let kind = match raw.kind.get_ref().as_str() {
+            "npy" => {
+                let Some(dir) = raw.dir else {
+                    return Err(self
+                        .src
+                        .error(span, format!("features.{name}: kind \"npy\" needs `dir`"))
+                        .with_help(
+                            "dir = \"path/to/features\" holding one <layer>.npy per layer",
+                        ));
+                };
+                FeatureKind::Npy {
+                    dir_span: dir.span(),
+                    dir: dir.into_inner(),
+                }
+            }
+            other => {
+                return Err(self
+                    .src
+                    .error(raw.kind.span(), format!("unknown feature kind `{other}`"))
+                    .with_help(
+                        "this version of runner reads kind = \"npy\" (precomputed features)",
+                    ));
+            }
+        };
+        let layers_span = raw.layers.span();
+        let layers = raw.layers.into_inner();
+        if layers.is_empty() {
+            return self.err(layers_span, "layers must not be empty");
+        }
+        for (i, l) in layers.iter().enumerate() {
+            if !name_ok(l) {
+                return self.err(
+                    layers_span,
+                    format!("layer name `{l}` is not usable in file names"),
+                );
+            }
+            if layers[..i].contains(l) {
+                return self.err(layers_span, format!("layer `{l}` is listed twice"));
+            }
+        }
+        let subj = match raw.subjects {
+            None => subjects.to_vec(),
+            Some(list) => {
+                let span = list.span();
+                let list = list.into_inner();
+                for s in &list {
+                    if !subjects.contains(s) {
+                        return Err(self
+                            .src
+                            .error(span, format!("unknown subject `{s}`"))
+                            .with_help(format!("declared subjects: {}", subjects.join(", "))));
+                    }
+                }
+                list
+            }
+        };
+        Ok(FeatureSource {
+            name,
+            kind,
+            layers,
+            subjects: subj,
+        })
+    }
+
+    fn roi(&self, name: String, raw: Spanned<raw::RawRoi>) -> Result<Roi> {
+        self.check_name("ROI", &name, raw.span())?;
+        let raw = raw.into_inner();
+        let selector = self.selector(raw::RawSelector {
+            column: raw.column,
+            labels: raw.labels,
+            match_: raw.match_,
+        })?;
+        let hemis = match raw.hemis {
+            None => None,
+            Some(h) => Some(self.strings(Some(h), &[], "hemis")?),
+        };
+        Ok(Roi {
+            name,
+            selector,
+            min_ncsnr: self.finite(raw.min_ncsnr, 0.0)?,
+            hemis,
+        })
+    }
+
+    fn fit(&self, raw: Spanned<raw::RawFit>) -> Result<FitSpec> {
+        let raw = raw.into_inner();
+        if let Some(m) = &raw.method
+            && m.get_ref() != "ridge_cv"
+        {
+            return Err(self
+                .src
+                .error(m.span(), format!("unknown fit method `{}`", m.get_ref()))
+                .with_help("use method = \"ridge_cv\" (scikit-learn RidgeCV with leave-one-out)"));
+        }
+        let span = raw.alpha_grid.span();
+        let grid = raw.alpha_grid.into_inner();
+        if grid.is_empty() {
+            return self.err(span, "alpha_grid must not be empty");
+        }
+        if let Some(a) = grid.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
+            return Err(self
+                .src
+                .error(
+                    span,
+                    format!("alpha_grid holds {a}; every α must be finite and > 0"),
+                )
+                .with_help("HW2 uses [1e-8, 1e-7, ..., 1e7, 1e8]"));
+        }
+        Ok(FitSpec {
+            alpha_grid: grid,
+            alpha_per_voxel: raw.alpha_per_voxel.unwrap_or(false),
+            fit_intercept: raw.fit_intercept.unwrap_or(true),
+        })
+    }
+
+    fn metric(&self, s: &Spanned<String>) -> Result<Metric> {
+        Metric::parse(s.get_ref()).ok_or_else(|| {
+            self.src
+                .error(s.span(), format!("unknown metric `{}`", s.get_ref()))
+                .with_help("metrics are r2, r2_over_nc and pearson_r")
+        })
+    }
+
+    fn score(&self, raw: Option<Spanned<raw::RawScore>>) -> Result<ScoreSpec> {
+        let Some(raw) = raw.map(Spanned::into_inner) else {
+            return Ok(ScoreSpec {
+                metrics: Metric::ALL.to_vec(),
+                aggregate: Aggregate::Mean,
+                nc_repeats: None,
+            });
+        };
+        let metrics = match raw.metrics {
+            None => Metric::ALL.to_vec(),
+            Some(list) => {
+                let span = list.span();
+                let mut out = Vec::new();
+                for m in list.into_inner() {
+                    let m = self.metric(&Spanned::new(span.clone(), m))?;
+                    if !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
+                if out.is_empty() {
+                    return self.err(span, "metrics must not be empty");
+                }
+                out
+            }
+        };
+        let aggregate = match raw.aggregate {
+            None => Aggregate::Mean,
+            Some(a) => match a.get_ref().as_str() {
+                "mean" => Aggregate::Mean,
+                "median" => Aggregate::Median,
+                other => {
+                    return Err(self
+                        .src
+                        .error(a.span(), format!("unknown aggregate `{other}`"))
+                        .with_help("use \"mean\" (HW2) or \"median\" (Algonauts)"));
+                }
+            },
+        };
+        let nc_repeats = match raw.nc_repeats {
+            Some(k) if *k.get_ref() == 0 => return self.err(k.span(), "nc_repeats must be ≥ 1"),
+            k => k.map(Spanned::into_inner),
+        };
+        Ok(ScoreSpec {
+            metrics,
+            aggregate,
+            nc_repeats,
+        })
+    }
+
+    fn plot(
+        &self,
+        raw: Spanned<raw::RawPlot>,
+        score: &ScoreSpec,
+        rois: &[Roi],
+    ) -> Result<PlotSpec> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        if raw.kind.get_ref() != "heatmap" {
+            return Err(self
+                .src
+                .error(
+                    raw.kind.span(),
+                    format!("unknown plot kind `{}`", raw.kind.get_ref()),
+                )
+                .with_help("use kind = \"heatmap\""));
+        }
+        let metric = match &raw.metric {
+            None => Metric::R2OverNc,
+            Some(m) => self.metric(m)?,
+        };
+        if !score.metrics.contains(&metric) {
+            let at = raw.metric.as_ref().map(|m| m.span()).unwrap_or(span);
+            return self.err(
+                at,
+                format!("plot metric `{}` is not in [score] metrics", metric.name()),
+            );
+        }
+        let formats = match raw.formats {
+            None => vec![ImageFormat::Png, ImageFormat::Svg],
+            Some(f) => {
+                let span = f.span();
+                let mut out = Vec::new();
+                for s in f.into_inner() {
+                    out.push(match s.as_str() {
+                        "png" => ImageFormat::Png,
+                        "svg" => ImageFormat::Svg,
+                        other => {
+                            return self.err(span, format!("unknown format `{other}` (png, svg)"));
+                        }
+                    });
+                }
+                if out.is_empty() {
+                    return self.err(span, "formats must not be empty");
+                }
+                out
+            }
+        };
+        let order = match raw.rois {
+            None => None,
+            Some(list) => {
+                let span = list.span();
+                let list = list.into_inner();
+                for r in &list {
+                    if !rois.iter().any(|x| &x.name == r) {
+                        return self.err(
+                            span,
+                            format!("plot names ROI `{r}`, which no [rois.*] table declares"),
+                        );
+                    }
+                }
+                if let Some(missing) = rois.iter().find(|x| !list.contains(&x.name)) {
+                    return Err(self
+                        .src
+                        .error(span, format!("plot rois leaves out ROI `{}`", missing.name))
+                        .with_help("list every ROI once, in the column order you want"));
+                }
+                Some(list)
+            }
+        };
+        Ok(PlotSpec {
+            metric,
+            formats,
+            title: raw.title,
+            rois: order,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[experiment]
+name = "t"
+
+[subjects.s1]
+path = "data/s1"
+
+[features.toy]
+kind = "npy"
+dir = "feats/{subject}"
+layers = ["a", "b"]
+
+[rois.V1]
+column = "prf-visualrois"
+labels = ["V1"]
+match = "substring"
+min_ncsnr = 0.2
+
+[fit]
+alpha_grid = [0.1, 1.0, 10.0]
+"#;
+
+    fn parse_str(s: &str) -> Result<Experiment> {
+        parse(Path::new("exp/t.toml"), s.to_string())
+    }
+
+    #[test]
+    fn minimal_file_gets_hw2_defaults() {
+        let e = parse_str(MINIMAL).unwrap();
+        assert_eq!(e.subjects[0].train_splits, ["train", "val"]);
+        assert!(e.subjects[0].path.ends_with("exp/data/s1"));
+        assert!(e.subjects[0].path.is_absolute());
+        assert_eq!(e.subjects[0].voxel_mask.match_, LabelMatch::Exact);
+        assert_eq!(e.score.metrics, Metric::ALL.to_vec());
+        assert!(
+            e.features[0]
+                .layer_file(&e.base_dir, "s1", "a")
+                .ends_with("exp/feats/s1/a.npy")
+        );
+        assert!(e.rois[0].selector.matches("hV4") == false);
+        assert!(e.rois[0].selector.matches("V1v"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_col() {
+        let bad = MINIMAL.replace("alpha_grid", "alpha_gird");
+        let err = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("exp/t.toml:20:1: unknown field `alpha_gird`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let bad = MINIMAL.replace("min_ncsnr = 0.2", "min_ncsnr = \"high\"");
+        let err = parse_str(&bad).unwrap_err().to_string();
+        assert!(err.starts_with("exp/t.toml:17:13:"), "{err}");
+        assert!(err.contains("rois.V1.min_ncsnr"), "{err}");
+    }
+
+    #[test]
+    fn bad_match_rule_points_at_value() {
+        let bad = MINIMAL.replace("match = \"substring\"", "match = \"fuzzy\"");
+        let err = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("exp/t.toml:16:9: unknown match rule `fuzzy`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_alpha_is_rejected() {
+        let bad = MINIMAL.replace("[0.1, 1.0, 10.0]", "[0.1, -1.0]");
+        let err = parse_str(&bad).unwrap_err().to_string();
+        assert!(err.contains("every α must be finite and > 0"), "{err}");
+    }
+}

@@ -1,0 +1,110 @@
+//! Stage one: the TOML file as serde sees it. Every table rejects unknown keys,
+//! and values that later checks must point at are wrapped in `Spanned`.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    pub experiment: RawHeader,
+    #[serde(default)]
+    pub subjects: IndexMap<String, Spanned<RawSubject>>,
+    #[serde(default)]
+    pub features: IndexMap<String, Spanned<RawFeatures>>,
+    #[serde(default)]
+    pub rois: IndexMap<String, Spanned<RawRoi>>,
+    pub fit: Spanned<RawFit>,
+    pub score: Option<Spanned<RawScore>>,
+    #[serde(default)]
+    pub plots: Vec<Spanned<RawPlot>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeader {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    /// Cache directory, relative to this file. The `--cache` flag overrides it.
+    pub cache: Option<Spanned<PathBuf>>,
+    /// Where tables and plots are written, relative to this file.
+    pub results: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubject {
+    /// A directory in the runner-nsd-v1 layout (see README).
+    pub path: Spanned<PathBuf>,
+    pub train_splits: Option<Spanned<Vec<String>>>,
+    pub test_splits: Option<Spanned<Vec<String>>>,
+    pub hemis: Option<Spanned<Vec<String>>>,
+    /// Which voxels enter at all (HW2: nsdgeneral).
+    pub voxel_mask: Option<Spanned<RawSelector>>,
+    /// Voxels with ncsnr <= this are dropped before any ROI is built.
+    pub min_ncsnr: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelector {
+    pub column: Spanned<String>,
+    pub labels: Spanned<Vec<String>>,
+    #[serde(rename = "match")]
+    pub match_: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeatures {
+    /// Where features come from. `npy` today; extraction from a model plugs in here.
+    pub kind: Spanned<String>,
+    /// `npy`: directory holding `<layer>.npy`; `{subject}` is replaced by the subject name.
+    pub dir: Option<Spanned<String>>,
+    pub layers: Spanned<Vec<String>>,
+    /// Subjects these features are fitted to (default: all).
+    pub subjects: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoi {
+    pub column: Spanned<String>,
+    pub labels: Spanned<Vec<String>>,
+    #[serde(rename = "match")]
+    pub match_: Spanned<String>,
+    pub min_ncsnr: Option<Spanned<f64>>,
+    pub hemis: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFit {
+    pub method: Option<Spanned<String>>,
+    pub alpha_grid: Spanned<Vec<f64>>,
+    pub alpha_per_voxel: Option<bool>,
+    pub fit_intercept: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScore {
+    pub metrics: Option<Spanned<Vec<String>>>,
+    pub aggregate: Option<Spanned<String>>,
+    /// k in NC = ncsnr² / (ncsnr² + 1/k); default: the subject's repeat count.
+    pub nc_repeats: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlot {
+    pub kind: Spanned<String>,
+    pub metric: Option<Spanned<String>>,
+    pub formats: Option<Spanned<Vec<String>>>,
+    pub title: Option<String>,
+    /// Column order of the heatmap (HW2: V1..V4, ventral, parietal, lateral).
+    pub rois: Option<Spanned<Vec<String>>>,
+}

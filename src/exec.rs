@@ -1,0 +1,366 @@
+//! Runs a plan: independent nodes in parallel (bounded by `jobs` and by a
+//! memory budget), each either reused from the cache after verification or
+//! computed under its entry lock. Every exec writes a JSON-lines run log.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cache::{Cache, EntryState, write_atomic};
+use crate::error::{Error, IoContext, Result};
+use crate::nodes::Ctx;
+use crate::plan::Plan;
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub jobs: usize,
+    pub mem_budget: u64,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ran,
+    Reused,
+    /// The entry failed verification, was discarded and computed again.
+    Recomputed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub experiment: String,
+    pub ran: usize,
+    pub reused: usize,
+    pub recomputed_corrupt: usize,
+    pub nodes: usize,
+    pub wall_seconds: f64,
+    pub results_dir: PathBuf,
+    pub results: Vec<PathBuf>,
+    pub run_log: PathBuf,
+    pub warnings: Vec<String>,
+}
+
+/// Bytes of memory available to new work (MemAvailable), if the OS says.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+struct Sched {
+    waiting_on: Vec<usize>,
+    ready: Vec<NodeIndex>,
+    running: usize,
+    mem_in_use: u64,
+    done: usize,
+    failed: Option<Error>,
+}
+
+struct RunLog {
+    file: Mutex<File>,
+    path: PathBuf,
+}
+
+impl RunLog {
+    fn create(cache: &Cache) -> Result<RunLog> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis();
+        let path = cache
+            .runs_dir()
+            .join(format!("{stamp}-{}.jsonl", std::process::id()));
+        let file = File::create(&path).at(&path)?;
+        Ok(RunLog {
+            file: Mutex::new(file),
+            path,
+        })
+    }
+
+    fn line(&self, v: serde_json::Value) {
+        let mut f = self.file.lock().unwrap();
+        let _ = writeln!(f, "{v}");
+        let _ = f.flush();
+    }
+}
+
+fn run_one(
+    plan: &Plan,
+    cache: &Cache,
+    ix: NodeIndex,
+    bar: &ProgressBar,
+) -> Result<(Outcome, Option<String>)> {
+    let node = &plan.graph[ix];
+    let exp = &plan.experiment.name;
+    let mut corrupt = match cache.verify(&node.key) {
+        EntryState::Valid => {
+            cache.touch(&node.key);
+            cache.record_node(exp, &node.id, &node.components)?;
+            return Ok((Outcome::Reused, None));
+        }
+        EntryState::Missing => None,
+        EntryState::Corrupt(why) => Some(why),
+    };
+    let _lock = cache.lock(&node.key)?;
+    // Someone else may have built (or repaired) it while we waited for the lock.
+    match cache.verify(&node.key) {
+        EntryState::Valid => {
+            cache.record_node(exp, &node.id, &node.components)?;
+            return Ok((
+                if corrupt.is_some() {
+                    Outcome::Recomputed
+                } else {
+                    Outcome::Reused
+                },
+                corrupt,
+            ));
+        }
+        EntryState::Corrupt(why) => {
+            corrupt = Some(why);
+            cache.discard(&node.key)?;
+        }
+        EntryState::Missing => {}
+    }
+    let upstream = plan
+        .upstream(ix)
+        .into_iter()
+        .map(|(role, up)| Ok((role, cache.open_entry(&plan.graph[up].key)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let writer = cache.writer(&node.key)?;
+    let started = Instant::now();
+    node.task
+        .run(&Ctx {
+            node: &node.id,
+            upstream,
+            out: &writer,
+            progress: bar,
+        })
+        .map_err(|e| e.in_node(&node.id))?;
+    if let Some(ms) = std::env::var("RUNNER_TEST_SLOW_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // Test hook: widens the window in which a kill lands mid-node.
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    writer.commit(
+        &node.id,
+        exp,
+        &node.components,
+        started.elapsed().as_secs_f64(),
+    )?;
+    cache.record_node(exp, &node.id, &node.components)?;
+    Ok((
+        if corrupt.is_some() {
+            Outcome::Recomputed
+        } else {
+            Outcome::Ran
+        },
+        corrupt,
+    ))
+}
+
+pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary> {
+    let started = Instant::now();
+    let log = RunLog::create(cache)?;
+    log.line(json!({"event": "start", "experiment": plan.experiment.name, "file": plan.experiment.source.path,
+        "nodes": plan.graph.node_count(), "jobs": opts.jobs, "pid": std::process::id(),
+        "unix": crate::cache::unix_now()}));
+
+    let n = plan.graph.node_count();
+    let mut waiting_on = vec![0usize; n];
+    let mut ready = Vec::new();
+    for ix in plan.graph.node_indices() {
+        waiting_on[ix.index()] = plan.upstream(ix).len();
+        if waiting_on[ix.index()] == 0 {
+            ready.push(ix);
+        }
+    }
+    // Pop from the end: reverse so nodes start in plan order.
+    ready.reverse();
+    let state = Mutex::new(Sched {
+        waiting_on,
+        ready,
+        running: 0,
+        mem_in_use: 0,
+        done: 0,
+        failed: None,
+    });
+    let wake = Condvar::new();
+    let counts = Mutex::new((0usize, 0usize, 0usize));
+    let warnings = Mutex::new(Vec::<String>::new());
+
+    let multi = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let total = multi.add(ProgressBar::new(n as u64));
+    total.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} nodes {elapsed}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    total.set_prefix(plan.experiment.name.clone());
+
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1) {
+            scope.spawn(|| loop {
+                let ix = {
+                    let mut s = state.lock().unwrap();
+                    loop {
+                        if s.failed.is_some() || s.done == n {
+                            return;
+                        }
+                        // The longest-waiting ready node that fits the memory budget;
+                        // a node bigger than the whole budget runs alone.
+                        let pick = s
+                            .ready
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, ix)| {
+                                let m = plan.graph[**ix].mem_bytes;
+                                s.running == 0 || s.mem_in_use + m <= opts.mem_budget
+                            })
+                            .map(|(i, _)| i)
+                            .next_back();
+                        if let Some(i) = pick {
+                            let ix = s.ready.remove(i);
+                            s.running += 1;
+                            s.mem_in_use += plan.graph[ix].mem_bytes;
+                            break ix;
+                        }
+                        s = wake.wait(s).unwrap();
+                    }
+                };
+                let node = &plan.graph[ix];
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(ProgressStyle::with_template("  {spinner} {prefix} {msg} {elapsed}").unwrap());
+                bar.set_prefix(node.id.clone());
+                bar.enable_steady_tick(Duration::from_millis(200));
+                let t0 = Instant::now();
+                let result = run_one(plan, cache, ix, &bar);
+                bar.finish_and_clear();
+                multi.remove(&bar);
+                let secs = t0.elapsed().as_secs_f64();
+                let mut s = state.lock().unwrap();
+                s.running -= 1;
+                s.mem_in_use -= node.mem_bytes;
+                match result {
+                    Ok((outcome, corrupt)) => {
+                        log.line(json!({"event": "node", "node": node.id, "kind": node.task.kind(), "key": node.key,
+                            "outcome": outcome, "cache_hit": outcome == Outcome::Reused, "seconds": secs,
+                            "corrupt": corrupt}));
+                        if let Some(why) = corrupt {
+                            warnings.lock().unwrap().push(format!("{}: cached entry was corrupt ({why}); recomputed", node.id));
+                        }
+                        let mut c = counts.lock().unwrap();
+                        match outcome {
+                            Outcome::Ran => c.0 += 1,
+                            Outcome::Reused => c.1 += 1,
+                            Outcome::Recomputed => c.2 += 1,
+                        }
+                        s.done += 1;
+                        total.inc(1);
+                        for down in plan.graph.neighbors_directed(ix, petgraph::Direction::Outgoing) {
+                            s.waiting_on[down.index()] -= 1;
+                            if s.waiting_on[down.index()] == 0 {
+                                s.ready.insert(0, down);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        log.line(json!({"event": "node", "node": node.id, "kind": node.task.kind(), "key": node.key,
+                            "outcome": "failed", "seconds": secs, "error": e.to_string()}));
+                        if s.failed.is_none() {
+                            s.failed = Some(e);
+                        }
+                    }
+                }
+                wake.notify_all();
+            });
+        }
+    });
+    total.finish_and_clear();
+
+    let s = state.into_inner().unwrap();
+    let (ran, reused, recomputed) = counts.into_inner().unwrap();
+    if let Some(e) = s.failed {
+        log.line(json!({"event": "end", "ok": false, "ran": ran, "reused": reused, "recomputed_corrupt": recomputed,
+            "wall_seconds": started.elapsed().as_secs_f64(), "error": e.to_string()}));
+        return Err(e);
+    }
+
+    let mut warnings = warnings.into_inner().unwrap();
+    warnings.extend(fit_warnings(plan, cache)?);
+    let results = materialize(plan, cache)?;
+    let summary = Summary {
+        experiment: plan.experiment.name.clone(),
+        ran: ran + recomputed,
+        reused,
+        recomputed_corrupt: recomputed,
+        nodes: n,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        results_dir: plan.experiment.results_dir.clone(),
+        results,
+        run_log: log.path.clone(),
+        warnings,
+    };
+    log.line(
+        json!({"event": "end", "ok": true, "ran": summary.ran, "reused": reused,
+        "recomputed_corrupt": recomputed, "wall_seconds": summary.wall_seconds,
+        "results_dir": summary.results_dir}),
+    );
+    Ok(summary)
+}
+
+/// α-at-the-edge warnings, from every fit's metadata (fresh or reused alike).
+fn fit_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for ix in plan.topo() {
+        let node = &plan.graph[ix];
+        if let crate::nodes::Task::Fit(t) = &node.task {
+            let meta: crate::nodes::fit::FitOut =
+                cache.open_entry(&node.key)?.read_json("fit.json")?;
+            if let Some(w) = meta.edge_warning(&t.alpha_grid) {
+                out.push(format!("{}: {w}", node.id));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Copies the output nodes' files into the results directory, each atomically.
+fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
+    let dir: &Path = &plan.experiment.results_dir;
+    std::fs::create_dir_all(dir).at(dir)?;
+    let mut written = Vec::new();
+    for &ix in &plan.outputs {
+        let entry = cache.open_entry(&plan.graph[ix].key)?;
+        for name in entry.manifest.files.keys() {
+            let bytes = entry.read(name)?;
+            let dest = dir.join(name);
+            write_atomic(&dest, &bytes)?;
+            written.push(dest);
+        }
+    }
+    Ok(written)
+}
+
+/// Fails early with a clear message if the cache directory cannot be used.
+pub fn check_jobs(jobs: usize) -> Result<usize> {
+    if jobs == 0 {
+        return Err(Error::usage("--jobs must be at least 1"));
+    }
+    Ok(jobs)
+}

@@ -1,0 +1,20 @@
+//! runner: declarative, cached model-to-brain neural fitting.
+//!
+//! Read top-down: [`config`] (TOML → checked experiment) → [`plan`] (DAG of
+//! content-keyed nodes) → [`cache`] (atomic, locked, verified entries) →
+//! [`exec`] (parallel scheduler) → [`nodes`] (one file per node kind), with
+//! the numerics in [`ridge`] and [`metrics`] and the data layout in [`nsd`].
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod key;
+pub mod metrics;
+pub mod nodes;
+pub mod npy;
+pub mod nsd;
+pub mod plan;
+pub mod ridge;
+pub mod synth;

@@ -1,0 +1,118 @@
+//! `decompose`: one layer's features, decomposed once for every ROI and α
+//! (see `ridge::decompose`). Rows of the feature file follow the subject's
+//! stimulus order; the task carries which rows train and which test.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use crate::error::{Error, IoContext, Result};
+use crate::{npy, ridge};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecomposeTask {
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// (split, first row, rows) for the training and test sets, in join order.
+    pub train: Vec<(String, usize, usize)>,
+    pub test: Vec<(String, usize, usize)>,
+    pub fit_intercept: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecomposeOut {
+    pub mode: ridge::Mode,
+    pub fit_intercept: bool,
+    pub intercept_dim: Option<usize>,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub n_features: usize,
+}
+
+fn rows(spans: &[(String, usize, usize)]) -> Vec<usize> {
+    spans.iter().flat_map(|(_, s, n)| *s..s + n).collect()
+}
+
+impl DecomposeTask {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        ctx.progress.set_message("reading features");
+        let x = npy::read_f32(&self.file).at(&self.file)?;
+        let (n_rows, p) = x.rows_cols();
+        let train = rows(&self.train);
+        let test = rows(&self.test);
+        let needed = train.iter().chain(&test).max().map_or(0, |m| m + 1);
+        if n_rows < needed {
+            return Err(Error::data(
+                &self.file,
+                format!("has {n_rows} rows but the subject's splits need {needed}"),
+            ));
+        }
+        let gather = |idx: &[usize]| -> Result<Vec<f64>> {
+            let mut out = Vec::with_capacity(idx.len() * p);
+            for &i in idx {
+                let row = &x.data[i * p..(i + 1) * p];
+                if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::data(
+                        &self.file,
+                        format!("non-finite feature {} at row {i}, column {j}", row[j]),
+                    )
+                    .with_help(
+                        "features must be finite; check the extraction that wrote this file",
+                    ));
+                }
+                out.extend(row.iter().map(|&v| v as f64));
+            }
+            Ok(out)
+        };
+        let (xtr, xte) = (gather(&train)?, gather(&test)?);
+        drop(x);
+        ctx.progress
+            .set_message(format!("decomposing {}×{p}", train.len()));
+        let dec = ridge::decompose(xtr, xte, train.len(), test.len(), p, self.fit_intercept)
+            .map_err(|e| ctx.fail(e))?;
+        let r = dec.basis.ncols();
+        ctx.out.write_npy(
+            "basis.npy",
+            &[train.len(), r],
+            &ridge::to_row_major(dec.basis.as_ref()),
+        )?;
+        ctx.out.write_npy("eig.npy", &[r], &dec.eig)?;
+        ctx.out.write_npy(
+            "cross.npy",
+            &[test.len(), train.len()],
+            &ridge::to_row_major(dec.cross.as_ref()),
+        )?;
+        ctx.out.write_json(
+            "decompose.json",
+            &DecomposeOut {
+                mode: dec.mode,
+                fit_intercept: dec.fit_intercept,
+                intercept_dim: dec.intercept_dim,
+                n_train: train.len(),
+                n_test: test.len(),
+                n_features: p,
+            },
+        )
+    }
+}
+
+/// Rebuilds the decomposition from a cached entry.
+pub fn load(entry: &crate::cache::Entry) -> Result<ridge::Decomposition> {
+    let meta: DecomposeOut = entry.read_json("decompose.json")?;
+    let basis = entry.read_f64("basis.npy")?;
+    let eig = entry.read_f64("eig.npy")?;
+    let cross = entry.read_f64("cross.npy")?;
+    let (bn, br) = basis.rows_cols();
+    let (cn, cr) = cross.rows_cols();
+    Ok(ridge::Decomposition {
+        mode: meta.mode,
+        fit_intercept: meta.fit_intercept,
+        basis: ridge::from_row_major(&basis.data, bn, br),
+        eig: eig.data,
+        intercept_dim: meta.intercept_dim,
+        cross: ridge::from_row_major(&cross.data, cn, cr),
+    })
+}

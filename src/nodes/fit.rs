@@ -1,0 +1,110 @@
+//! `fit`: RidgeCV for one (layer, ROI): α chosen by leave-one-out error on
+//! the training set, then test predictions. Only predictions are stored —
+//! the features × voxels weights are never formed.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, as_indices};
+use crate::error::Result;
+use crate::ridge;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FitTask {
+    pub alpha_grid: Vec<f64>,
+    pub alpha_per_voxel: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitOut {
+    pub n_voxels: usize,
+    /// The shared α, or the median per-voxel α.
+    pub alpha: f64,
+    pub alpha_per_voxel: bool,
+    /// Voxels whose α is the smallest / largest of the grid.
+    pub at_lower_edge: usize,
+    pub at_upper_edge: usize,
+}
+
+impl FitOut {
+    /// A sentence for the user when the grid probably does not bracket the optimum.
+    pub fn edge_warning(&self, grid: &[f64]) -> Option<String> {
+        let (lo, hi) = (
+            grid.iter().cloned().fold(f64::INFINITY, f64::min),
+            grid.iter().cloned().fold(0.0, f64::max),
+        );
+        let which = |n: usize, edge: &str, a: f64| {
+            (n > 0).then(|| {
+                if self.alpha_per_voxel {
+                    format!(
+                        "{n} of {} voxels chose α = {a:e}, the {edge} edge of alpha_grid",
+                        self.n_voxels
+                    )
+                } else {
+                    format!("chosen α = {a:e} is the {edge} edge of alpha_grid")
+                }
+            })
+        };
+        let parts: Vec<String> = [
+            which(self.at_lower_edge, "lower", lo),
+            which(self.at_upper_edge, "upper", hi),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| format!("{}; widen the grid", parts.join("; ")))
+    }
+}
+
+impl FitTask {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let dec = super::decompose::load(ctx.input("decompose")?)?;
+        let idx = as_indices(&ctx.input("roi")?.read_f64("indices.npy")?);
+        let y = ctx.input("subject")?.read_f32("y_train.npy")?;
+        let (n, v_all) = y.rows_cols();
+        if n != dec.basis.nrows() {
+            return Err(ctx.fail(format!(
+                "features have {} training rows but brain data has {n}",
+                dec.basis.nrows()
+            )));
+        }
+        let v = idx.len();
+        let mut y_roi = Vec::with_capacity(n * v);
+        for i in 0..n {
+            let row = &y.data[i * v_all..(i + 1) * v_all];
+            y_roi.extend(idx.iter().map(|&j| row[j] as f64));
+        }
+        drop(y);
+        ctx.progress
+            .set_message(format!("{} α × {v} voxels", self.alpha_grid.len()));
+        let cv = ridge::ridge_cv(&dec, &y_roi, v, &self.alpha_grid, self.alpha_per_voxel);
+        let alphas: Vec<f64> = cv.alpha_index.iter().map(|&i| self.alpha_grid[i]).collect();
+        // The grid need not be sorted: edges are its smallest and largest values.
+        let (lo, hi) = self
+            .alpha_grid
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(l, h), &a| (l.min(a), h.max(a)));
+        ctx.out.write_npy(
+            "y_pred.npy",
+            &[dec.cross.nrows(), v],
+            &ridge::to_row_major(cv.y_pred.as_ref()),
+        )?;
+        ctx.out.write_npy("alpha.npy", &[v], &alphas)?;
+        ctx.out.write_npy(
+            "loo_mse.npy",
+            &[self.alpha_grid.len(), v],
+            &ridge::to_row_major(cv.loo_mse.as_ref()),
+        )?;
+        ctx.out.write_json(
+            "fit.json",
+            &FitOut {
+                n_voxels: v,
+                alpha: crate::metrics::median(&alphas),
+                alpha_per_voxel: self.alpha_per_voxel,
+                at_lower_edge: alphas.iter().filter(|&&a| a == lo).count(),
+                at_upper_edge: alphas.iter().filter(|&&a| a == hi).count(),
+            },
+        )
+    }
+}

@@ -1,0 +1,100 @@
+//! One file per node kind. Each kind has a task (its parameters, serialized
+//! into the node key), a code version (bump it when the output would change),
+//! and a `run` that reads verified upstream entries and writes its own.
+//!
+//! Data flows one way: subject → roi; features → decompose; decompose + roi →
+//! fit → score → table → plot. Model training and extraction plug in as new
+//! kinds that produce what `decompose` reads.
+
+pub mod decompose;
+pub mod fit;
+pub mod plot;
+pub mod roi;
+pub mod score;
+pub mod subject;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::cache::{Entry, EntryWriter};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Task {
+    Subject(subject::SubjectTask),
+    Roi(roi::RoiTask),
+    Decompose(decompose::DecomposeTask),
+    Fit(fit::FitTask),
+    Score(score::ScoreTask),
+    Table(table::TableTask),
+    Plot(plot::PlotTask),
+}
+
+impl Task {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::Subject(_) => "subject",
+            Task::Roi(_) => "roi",
+            Task::Decompose(_) => "decompose",
+            Task::Fit(_) => "fit",
+            Task::Score(_) => "score",
+            Task::Table(_) => "table",
+            Task::Plot(_) => "plot",
+        }
+    }
+
+    /// Part of every key: bump a kind's version when its output changes for the same inputs.
+    pub fn code_version(&self) -> String {
+        let v = match self {
+            Task::Subject(_) => subject::VERSION,
+            Task::Roi(_) => roi::VERSION,
+            Task::Decompose(_) => decompose::VERSION,
+            Task::Fit(_) => fit::VERSION,
+            Task::Score(_) => score::VERSION,
+            Task::Table(_) => table::VERSION,
+            Task::Plot(_) => plot::VERSION,
+        };
+        format!("{}-{v}", self.kind())
+    }
+
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        match self {
+            Task::Subject(t) => t.run(ctx),
+            Task::Roi(t) => t.run(ctx),
+            Task::Decompose(t) => t.run(ctx),
+            Task::Fit(t) => t.run(ctx),
+            Task::Score(t) => t.run(ctx),
+            Task::Table(t) => t.run(ctx),
+            Task::Plot(t) => t.run(ctx),
+        }
+    }
+}
+
+/// What a running node sees: its verified inputs by role, and where to write.
+pub struct Ctx<'a> {
+    pub node: &'a str,
+    pub upstream: BTreeMap<String, Entry>,
+    pub out: &'a EntryWriter,
+    pub progress: &'a ProgressBar,
+}
+
+impl Ctx<'_> {
+    pub fn input(&self, role: &str) -> Result<&Entry> {
+        self.upstream
+            .get(role)
+            .ok_or_else(|| Error::node(self.node, format!("missing upstream `{role}`")))
+    }
+
+    pub fn fail(&self, message: impl Into<String>) -> Error {
+        Error::node(self.node, message)
+    }
+}
+
+/// Reads `indices.npy`-style integer arrays written as f64-compatible npy.
+pub fn as_indices(a: &crate::npy::Array<f64>) -> Vec<usize> {
+    a.data.iter().map(|&x| x as usize).collect()
+}

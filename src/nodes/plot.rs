@@ -1,0 +1,276 @@
+//! `plot`: one heatmap per model (rows = layers in depth order, columns =
+//! ROIs), the value printed in every cell, and one colour scale shared by all
+//! models so that their colours compare directly.
+
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ColorMap;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::Serialize;
+
+use super::Ctx;
+use crate::config::{Aggregate, ImageFormat, Metric};
+use crate::error::Result;
+
+pub const VERSION: u32 = 1;
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Panel {
+    pub subject: String,
+    pub model: String,
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlotTask {
+    pub metric: Metric,
+    pub aggregate: Aggregate,
+    pub formats: Vec<ImageFormat>,
+    pub title: Option<String>,
+    pub panels: Vec<Panel>,
+    pub rois: Vec<String>,
+    /// Prefix the file names with the subject (when the experiment has several).
+    pub name_subject: bool,
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font ships inside the binary, so plots need no system fontconfig.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
+    });
+}
+
+/// The file stem of one panel's heatmap.
+pub fn panel_stem(metric: Metric, panel: &Panel, name_subject: bool) -> String {
+    if name_subject {
+        format!(
+            "heatmap_{}_{}_{}",
+            metric.name(),
+            panel.subject,
+            panel.model
+        )
+    } else {
+        format!("heatmap_{}_{}", metric.name(), panel.model)
+    }
+}
+
+struct Grid {
+    title: String,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    /// rows × cols, NaN where missing
+    values: Vec<Vec<f64>>,
+}
+
+impl PlotTask {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        register_font();
+        let table = ctx.input("table")?;
+        let df = super::table::read_results(table.read("results.parquet")?)
+            .map_err(|e| ctx.fail(format!("reading results: {e}")))?;
+        let col_str = |name: &str| -> Result<Vec<String>> {
+            Ok(df
+                .column(name)
+                .and_then(|c| c.str().cloned())
+                .map_err(|e| ctx.fail(e.to_string()))?
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect())
+        };
+        let (subj, model, layer, roi) = (
+            col_str("subject")?,
+            col_str("model")?,
+            col_str("layer")?,
+            col_str("roi")?,
+        );
+        let vals: Vec<f64> = df
+            .column(self.metric.name())
+            .and_then(|c| c.f64().cloned())
+            .map_err(|e| ctx.fail(e.to_string()))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect();
+
+        let grids: Vec<Grid> = self
+            .panels
+            .iter()
+            .map(|p| {
+                let values = p
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        self.rois
+                            .iter()
+                            .map(|r| {
+                                (0..vals.len())
+                                    .find(|&i| {
+                                        subj[i] == p.subject
+                                            && model[i] == p.model
+                                            && &layer[i] == l
+                                            && &roi[i] == r
+                                    })
+                                    .map_or(f64::NAN, |i| vals[i])
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let who = if self.name_subject {
+                    format!("{} · {}", p.subject, p.model)
+                } else {
+                    p.model.clone()
+                };
+                let title = match &self.title {
+                    Some(t) => format!("{t} — {who}"),
+                    None => format!(
+                        "{who}: {} ({} over voxels)",
+                        self.metric.label(),
+                        self.aggregate.name()
+                    ),
+                };
+                Grid {
+                    title,
+                    rows: p.layers.clone(),
+                    cols: self.rois.clone(),
+                    values,
+                }
+            })
+            .collect();
+
+        // One scale for every model; include 0 so that sign is readable.
+        let finite = grids
+            .iter()
+            .flat_map(|g| g.values.iter().flatten())
+            .copied()
+            .filter(|v| v.is_finite());
+        let (mut lo, mut hi) =
+            finite.fold((0f64, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        if !hi.is_finite() || hi <= lo {
+            hi = lo + 1.0;
+        }
+        if lo >= hi {
+            lo = hi - 1.0;
+        }
+
+        for (panel, grid) in self.panels.iter().zip(&grids) {
+            let stem = panel_stem(self.metric, panel, self.name_subject);
+            let size = (
+                200 + 110 * grid.cols.len() as u32 + 150,
+                140 + 60 * grid.rows.len() as u32,
+            );
+            for format in &self.formats {
+                match format {
+                    ImageFormat::Png => {
+                        let path = ctx.out.path(&format!("{stem}.png"));
+                        let root = BitMapBackend::new(&path, size).into_drawing_area();
+                        draw(&root, grid, lo, hi)
+                            .map_err(|e| ctx.fail(format!("drawing {stem}.png: {e}")))?;
+                        root.present()
+                            .map_err(|e| ctx.fail(format!("writing {stem}.png: {e}")))?;
+                    }
+                    ImageFormat::Svg => {
+                        let path = ctx.out.path(&format!("{stem}.svg"));
+                        let root = SVGBackend::new(&path, size).into_drawing_area();
+                        draw(&root, grid, lo, hi)
+                            .map_err(|e| ctx.fail(format!("drawing {stem}.svg: {e}")))?;
+                        root.present()
+                            .map_err(|e| ctx.fail(format!("writing {stem}.svg: {e}")))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn colour(v: f64, lo: f64, hi: f64) -> RGBColor {
+    if !v.is_finite() {
+        return RGBColor(220, 220, 220);
+    }
+    ViridisRGB.get_color_normalized(v as f32, lo as f32, hi as f32)
+}
+
+/// Black text on light cells, white on dark ones.
+fn ink(c: RGBColor) -> RGBColor {
+    let lum = 0.299 * c.0 as f64 + 0.587 * c.1 as f64 + 0.114 * c.2 as f64;
+    if lum > 140.0 { BLACK } else { WHITE }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    g: &Grid,
+    lo: f64,
+    hi: f64,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let (w, _h) = root.dim_in_pixel();
+    let (left, top, cw, ch) = (200i32, 90i32, 110i32, 60i32);
+    let text = |size: f64| TextStyle::from((FONT, size).into_font()).color(&BLACK);
+    root.draw(&Text::new(
+        g.title.clone(),
+        (w as i32 / 2, 30),
+        text(22.0).pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
+    for (j, c) in g.cols.iter().enumerate() {
+        root.draw(&Text::new(
+            c.clone(),
+            (left + j as i32 * cw + cw / 2, top - 15),
+            text(17.0).pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+    }
+    for (i, r) in g.rows.iter().enumerate() {
+        let y = top + i as i32 * ch;
+        root.draw(&Text::new(
+            r.clone(),
+            (left - 10, y + ch / 2),
+            text(16.0).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+        for (j, v) in g.values[i].iter().enumerate() {
+            let x = left + j as i32 * cw;
+            let fill = colour(*v, lo, hi);
+            root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], fill.filled()))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cw, y + ch)],
+                WHITE.stroke_width(1),
+            ))?;
+            let label = if v.is_finite() {
+                format!("{v:.3}")
+            } else {
+                "–".into()
+            };
+            root.draw(&Text::new(
+                label,
+                (x + cw / 2, y + ch / 2),
+                TextStyle::from((FONT, 16.0).into_font())
+                    .color(&ink(fill))
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            ))?;
+        }
+    }
+    // Colour bar, shared across models.
+    let bx = left + g.cols.len() as i32 * cw + 40;
+    let bh = (g.rows.len() as i32 * ch).max(120);
+    let steps = 100;
+    for s in 0..steps {
+        let v = hi - (hi - lo) * s as f64 / steps as f64;
+        let y0 = top + bh * s / steps;
+        let y1 = top + bh * (s + 1) / steps;
+        root.draw(&Rectangle::new(
+            [(bx, y0), (bx + 24, y1 + 1)],
+            colour(v, lo, hi).filled(),
+        ))?;
+    }
+    for (v, y) in [(hi, top), ((hi + lo) / 2.0, top + bh / 2), (lo, top + bh)] {
+        root.draw(&Text::new(
+            format!("{v:.3}"),
+            (bx + 30, y),
+            text(14.0).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    Ok(())
+}

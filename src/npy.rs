@@ -1,0 +1,263 @@
+//! `.npy` arrays: the exchange format between runner, numpy and the cache.
+//!
+//! npyz parses the header; the payload is read in one go and converted with
+//! `from_le_bytes`, because element-by-element iteration is far too slow for
+//! the 100 MB–1 GB feature matrices that extraction produces.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use npyz::{Endianness, Order, TypeChar, WriterBuilder};
+
+/// A dense, C-ordered n-d array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array<T> {
+    pub shape: Vec<usize>,
+    pub data: Vec<T>,
+}
+
+impl<T> Array<T> {
+    pub fn new(shape: Vec<usize>, data: Vec<T>) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "array shape {shape:?} does not match {} elements",
+            data.len()
+        );
+        Array { shape, data }
+    }
+
+    /// Rows × columns, treating every axis after the first as columns
+    /// (so an N×C×H×W activation tensor reads as N×(C·H·W), as HW2 flattens it).
+    pub fn rows_cols(&self) -> (usize, usize) {
+        let rows = self.shape.first().copied().unwrap_or(1);
+        let cols = if rows == 0 { 0 } else { self.data.len() / rows };
+        (rows, cols)
+    }
+}
+
+/// Shape and dtype of an `.npy` file, read without touching the payload.
+pub fn read_header(path: &Path) -> io::Result<(Vec<usize>, String)> {
+    let mut r = BufReader::new(File::open(path)?);
+    let header = npyz::NpyHeader::from_reader(&mut r)?;
+    Ok((
+        header.shape().iter().map(|&d| d as usize).collect(),
+        header.dtype().descr(),
+    ))
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Reads any real numeric `.npy` (f4, f8, f2, signed/unsigned ints, bool) as f64.
+pub fn read_f64(path: &Path) -> io::Result<Array<f64>> {
+    read_as(path, |x| x)
+}
+
+/// Reads any real numeric `.npy` as f32 (f64 payloads are rounded).
+pub fn read_f32(path: &Path) -> io::Result<Array<f32>> {
+    read_as(path, |x| x as f32)
+}
+
+/// Like [`read_f64`], from bytes already in memory (verified cache reads).
+pub fn parse_f64(bytes: &[u8]) -> io::Result<Array<f64>> {
+    convert(decode_raw(bytes)?, |x| x)
+}
+
+/// Like [`read_f32`], from bytes already in memory.
+pub fn parse_f32(bytes: &[u8]) -> io::Result<Array<f32>> {
+    convert(decode_raw(bytes)?, |x| x as f32)
+}
+
+/// Reads a `u1` (uint8) array, as images are stored.
+pub fn read_u8(path: &Path) -> io::Result<Array<u8>> {
+    let (shape, ty, bytes) = read_raw(path)?;
+    if ty.type_char() != TypeChar::Uint || ty.size_field() != 1 {
+        return Err(invalid(format!("expected dtype uint8, found {ty}")));
+    }
+    Ok(Array::new(shape, bytes))
+}
+
+fn read_raw(path: &Path) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8>)> {
+    decode_raw(BufReader::new(File::open(path)?))
+}
+
+fn decode_raw(mut r: impl Read) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8>)> {
+    let header = npyz::NpyHeader::from_reader(&mut r)?;
+    let ty = match header.dtype() {
+        npyz::DType::Plain(ty) => ty,
+        other => {
+            return Err(invalid(format!(
+                "structured dtype {} is not a numeric array",
+                other.descr()
+            )));
+        }
+    };
+    let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+    let n: usize = shape.iter().product();
+    let size = ty
+        .num_bytes()
+        .ok_or_else(|| invalid(format!("dtype {ty} has no fixed size")))?;
+    let mut bytes = Vec::with_capacity(n * size);
+    r.read_to_end(&mut bytes)?;
+    if bytes.len() < n * size {
+        return Err(invalid(format!(
+            "file is truncated: shape {shape:?} needs {} bytes of data, found {}",
+            n * size,
+            bytes.len()
+        )));
+    }
+    bytes.truncate(n * size);
+    if header.order() == Order::Fortran && shape.len() > 1 {
+        bytes = fortran_to_c(&bytes, &shape, size);
+    }
+    Ok((shape, ty, bytes))
+}
+
+/// numpy writes a transposed (F-contiguous) array in Fortran order; reorder to C.
+fn fortran_to_c(bytes: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
+    let n: usize = shape.iter().product();
+    let mut out = vec![0u8; bytes.len()];
+    let mut idx = vec![0usize; shape.len()];
+    for c_pos in 0..n {
+        // Fortran offset of the C-ordered multi-index `idx`.
+        let mut f_pos = 0;
+        let mut stride = 1;
+        for (i, &d) in idx.iter().zip(shape) {
+            f_pos += i * stride;
+            stride *= d;
+        }
+        out[c_pos * size..(c_pos + 1) * size]
+            .copy_from_slice(&bytes[f_pos * size..(f_pos + 1) * size]);
+        for ax in (0..shape.len()).rev() {
+            idx[ax] += 1;
+            if idx[ax] < shape[ax] {
+                break;
+            }
+            idx[ax] = 0;
+        }
+    }
+    out
+}
+
+fn read_as<T>(path: &Path, conv: impl Fn(f64) -> T) -> io::Result<Array<T>> {
+    convert(read_raw(path)?, conv)
+}
+
+fn convert<T>(
+    (shape, ty, bytes): (Vec<usize>, npyz::TypeStr, Vec<u8>),
+    conv: impl Fn(f64) -> T,
+) -> io::Result<Array<T>> {
+    let size = ty.size_field() as usize;
+    let big = ty.endianness() == Endianness::Big;
+    macro_rules! decode {
+        ($t:ty) => {{
+            bytes
+                .chunks_exact(size)
+                .map(|c| {
+                    let arr: [u8; std::mem::size_of::<$t>()] = c.try_into().unwrap();
+                    let v = if big {
+                        <$t>::from_be_bytes(arr)
+                    } else {
+                        <$t>::from_le_bytes(arr)
+                    };
+                    conv(v as f64)
+                })
+                .collect::<Vec<T>>()
+        }};
+    }
+    let data = match (ty.type_char(), size) {
+        (TypeChar::Float, 8) => decode!(f64),
+        (TypeChar::Float, 4) => decode!(f32),
+        (TypeChar::Float, 2) => bytes
+            .chunks_exact(2)
+            .map(|c| {
+                let bits = if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                };
+                conv(npyz::half::f16::from_bits(bits).to_f64())
+            })
+            .collect(),
+        (TypeChar::Int, 1) => decode!(i8),
+        (TypeChar::Int, 2) => decode!(i16),
+        (TypeChar::Int, 4) => decode!(i32),
+        (TypeChar::Int, 8) => decode!(i64),
+        (TypeChar::Uint, 1) | (TypeChar::Bool, 1) => decode!(u8),
+        (TypeChar::Uint, 2) => decode!(u16),
+        (TypeChar::Uint, 4) => decode!(u32),
+        (TypeChar::Uint, 8) => decode!(u64),
+        _ => {
+            return Err(invalid(format!(
+                "dtype {ty} is not a real numeric type runner can read"
+            )));
+        }
+    };
+    Ok(Array::new(shape, data))
+}
+
+/// Writes a C-ordered array with numpy's default dtype for `T` (`<f8`, `<f4`, `|u1`, `<i8`...).
+pub fn write<T: npyz::AutoSerialize + Clone>(
+    path: &Path,
+    shape: &[usize],
+    data: &[T],
+) -> io::Result<()> {
+    let file = BufWriter::new(File::create(path)?);
+    write_to(file, shape, data)
+}
+
+/// Like [`write`], into any writer (the cache writes through a hashing temp file).
+pub fn write_to<T: npyz::AutoSerialize + Clone, W: Write>(
+    w: W,
+    shape: &[usize],
+    data: &[T],
+) -> io::Result<()> {
+    assert_eq!(shape.iter().product::<usize>(), data.len());
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut writer = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(w)
+        .begin_nd()?;
+    writer.extend(data.iter().cloned())?;
+    writer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_f32_reads_as_f64() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        write(&p, &[2, 3], &[1.5f32, -2.0, 3.25, 0.0, 1e-3, 7.0]).unwrap();
+        let a = read_f64(&p).unwrap();
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.data[0], 1.5);
+        assert_eq!(a.data[4], 1e-3f32 as f64);
+        assert_eq!(read_header(&p).unwrap(), (vec![2, 3], "'<f4'".into()));
+    }
+
+    #[test]
+    fn truncated_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        write(&p, &[4], &[1.0f64, 2.0, 3.0, 4.0]).unwrap();
+        let len = std::fs::metadata(&p).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(len - 3).unwrap();
+        let err = read_f64(&p).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn fortran_order_is_reordered() {
+        // 2×3 matrix [[0,1,2],[3,4,5]] stored column-major is 0,3,1,4,2,5.
+        let bytes: Vec<u8> = [0u8, 3, 1, 4, 2, 5].to_vec();
+        assert_eq!(fortran_to_c(&bytes, &[2, 3], 1), vec![0, 1, 2, 3, 4, 5]);
+    }
+}
