@@ -3,7 +3,9 @@
 # subject (once), run experiments/synthetic.toml. Needs only cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked
+# --all-targets: the same dependency features as `cargo test`, so the two
+# README commands share one build of the dependencies.
+cargo build --locked --all-targets
 bin="${CARGO_TARGET_DIR:-target}/debug/runner"
 [ -f data/synth01/subject.json ] || "$bin" synth data/synth01
 "$bin" exec experiments/synthetic.toml

@@ -68,8 +68,10 @@ pub fn unix_now() -> u64 {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).at(dir)?;
+    // 0644 rather than tempfile's private 0600: results are meant to be shared.
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .at(dir)?;
     tmp.write_all(bytes).at(path)?;
@@ -234,8 +236,12 @@ impl Cache {
     /// Remembers what this node was last computed from, so `plan` and
     /// `explain` can say what changed.
     pub fn record_node(&self, experiment: &str, node: &str, comps: &KeyComponents) -> Result<()> {
+        let path = self.node_record_path(experiment, node);
         let bytes = serde_json::to_vec_pretty(comps).expect("components serialize");
-        write_atomic(&self.node_record_path(experiment, node), &bytes)
+        if fs::read(&path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        write_atomic(&path, &bytes)
     }
 
     pub fn last_components(&self, experiment: &str, node: &str) -> Option<KeyComponents> {

@@ -372,10 +372,10 @@ fn gc(
             println!("would remove unfinished {}", dir.display());
             continue;
         }
-        if key.len() == 64 {
-            if let Some(_lock) = cache.try_lock(&key)? {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+        if key.len() == 64
+            && let Some(_lock) = cache.try_lock(&key)?
+        {
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
     let verb = if dry_run { "would remove" } else { "removed" };

@@ -340,21 +340,40 @@ fn fit_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Copies the output nodes' files into the results directory, each atomically.
+/// Lists the files the last exec wrote into a results directory, so that
+/// files of models or plots since removed from the experiment do not linger.
+const RESULTS_INDEX: &str = ".runner-results.json";
+
+/// Copies the output nodes' files into the results directory, each atomically,
+/// and removes the ones an earlier exec wrote that this one no longer makes.
 fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     let dir: &Path = &plan.experiment.results_dir;
     std::fs::create_dir_all(dir).at(dir)?;
-    let mut written = Vec::new();
+    let mut names = Vec::new();
     for &ix in &plan.outputs {
         let entry = cache.open_entry(&plan.graph[ix].key)?;
         for name in entry.manifest.files.keys() {
             let bytes = entry.read(name)?;
-            let dest = dir.join(name);
-            write_atomic(&dest, &bytes)?;
-            written.push(dest);
+            write_atomic(&dir.join(name), &bytes)?;
+            names.push(name.clone());
         }
     }
-    Ok(written)
+    let index = dir.join(RESULTS_INDEX);
+    let previous: Vec<String> = std::fs::read(&index)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for old in previous.iter().filter(|o| !names.contains(o)) {
+        // Only names we wrote ourselves, never a path that leaves the directory.
+        if !old.contains('/') && !old.starts_with('.') {
+            let _ = std::fs::remove_file(dir.join(old));
+        }
+    }
+    write_atomic(
+        &index,
+        &serde_json::to_vec(&names).expect("names serialize"),
+    )?;
+    Ok(names.iter().map(|n| dir.join(n)).collect())
 }
 
 /// Fails early with a clear message if the cache directory cannot be used.

@@ -46,15 +46,15 @@ impl KeyComponents {
             let changed = changed_fields(&old.params, &self.params);
             out.push(format!("params changed: {}", changed.join(", ")));
         }
-        for (role, what) in [
+        for (role, (o, n)) in [
             ("input", (&old.inputs, &self.inputs)),
             ("upstream", (&old.upstream, &self.upstream)),
         ] {
-            let (o, n) = what;
+            let mut changes = Vec::new();
             for (k, v) in n {
                 match o.get(k) {
-                    None => out.push(format!("new {role} `{k}`")),
-                    Some(ov) if ov != v => out.push(format!(
+                    None => changes.push(format!("new {role} `{k}`")),
+                    Some(ov) if ov != v => changes.push(format!(
                         "{role} `{k}` changed ({} → {})",
                         short(ov),
                         short(v)
@@ -63,7 +63,18 @@ impl KeyComponents {
                 }
             }
             for k in o.keys().filter(|k| !n.contains_key(*k)) {
-                out.push(format!("{role} `{k}` removed"));
+                changes.push(format!("{role} `{k}` removed"));
+            }
+            // A table reads dozens of nodes: summarise rather than list them all.
+            if changes.len() > 3 {
+                let first: Vec<&str> = changes.iter().take(2).map(String::as_str).collect();
+                out.push(format!(
+                    "{} {role} changes ({}; …)",
+                    changes.len(),
+                    first.join("; ")
+                ));
+            } else {
+                out.extend(changes);
             }
         }
         out

@@ -32,7 +32,7 @@ impl<T> Array<T> {
     /// (so an N×C×H×W activation tensor reads as N×(C·H·W), as HW2 flattens it).
     pub fn rows_cols(&self) -> (usize, usize) {
         let rows = self.shape.first().copied().unwrap_or(1);
-        let cols = if rows == 0 { 0 } else { self.data.len() / rows };
+        let cols = self.data.len().checked_div(rows).unwrap_or(0);
         (rows, cols)
     }
 }

@@ -373,7 +373,10 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
 impl Plan {
     /// Nodes in an order where every node comes after its inputs.
     pub fn topo(&self) -> Vec<NodeIndex> {
-        petgraph::algo::toposort(&self.graph, None).expect("plans are acyclic by construction")
+        // Nodes are added after their inputs, so insertion order is topological
+        // (and reads naturally: subject, rois, then each layer's chain).
+        debug_assert!(!petgraph::algo::is_cyclic_directed(&self.graph));
+        self.graph.node_indices().collect()
     }
 
     pub fn upstream(&self, ix: NodeIndex) -> Vec<(String, NodeIndex)> {

@@ -466,3 +466,31 @@ fn explain_names_the_changed_component() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no node `fit/nope`"));
 }
+
+#[test]
+fn results_of_removed_plots_do_not_linger() {
+    let env = Env::new();
+    env.exec();
+    assert!(env.path("results/heatmap_r2_over_nc_toy.png").is_file());
+    let text = experiment(GRID).replace("metric = \"r2_over_nc\"", "metric = \"r2\"");
+    fs::write(env.path("exp.toml"), text).unwrap();
+    let s = env.exec();
+    assert_eq!(s["ran"], 1, "only the plot node is new");
+    assert!(env.path("results/heatmap_r2_toy.png").is_file());
+    assert!(!env.path("results/heatmap_r2_over_nc_toy.png").exists());
+    assert!(env.path("results/results.csv").is_file());
+}
+
+#[test]
+fn plan_output_snapshot() {
+    let env = Env::new();
+    env.exec();
+    fs::write(env.path("exp.toml"), experiment("[1.0, 10.0]")).unwrap();
+    let out = env.run(&["plan", "exp.toml"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Keys change with every code version; the structure and reasons must not.
+    insta::with_settings!({filters => vec![(r"\b[0-9a-f]{12}\b", "[key]")]}, {
+        insta::assert_snapshot!(text);
+    });
+}

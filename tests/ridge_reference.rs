@@ -73,15 +73,14 @@ fn check_case(case: &str) {
     assert_eq!(got_idx, want_idx, "{case}: chosen α indices");
 
     let loo = load(case, "loo_mse");
-    for a in 0..alphas.len() {
-        let tol = if alphas[a] >= 1e-4 { 1e-6 } else { 1e-3 };
+    for (a, &alpha) in alphas.iter().enumerate() {
+        let tol = if alpha >= 1e-4 { 1e-6 } else { 1e-3 };
         for j in 0..t {
             let want = loo.data[a * t + j];
             let got = fit.loo_mse[(a, j)];
             assert!(
                 (got - want).abs() <= tol * want.abs(),
-                "{case}: LOO MSE α={} target {j}: got {got}, scikit-learn {want}",
-                alphas[a]
+                "{case}: LOO MSE α={alpha} target {j}: got {got}, scikit-learn {want}"
             );
         }
     }

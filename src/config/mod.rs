@@ -698,7 +698,7 @@ alpha_grid = [0.1, 1.0, 10.0]
                 .layer_file(&e.base_dir, "s1", "a")
                 .ends_with("exp/feats/s1/a.npy")
         );
-        assert!(e.rois[0].selector.matches("hV4") == false);
+        assert!(!e.rois[0].selector.matches("hV4"));
         assert!(e.rois[0].selector.matches("V1v"));
     }
 

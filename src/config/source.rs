@@ -74,7 +74,7 @@ impl Source {
     ) -> Error {
         let start = span.start.min(self.text.len());
         let len = span.end.saturating_sub(span.start).max(1);
-        let len = len.min(self.text.len().saturating_sub(start).max(0));
+        let len = len.min(self.text.len().saturating_sub(start));
         Error::Config {
             location: self.location(start),
             message: message.into(),

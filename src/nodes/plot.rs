@@ -62,6 +62,7 @@ pub fn panel_stem(metric: Metric, panel: &Panel, name_subject: bool) -> String {
 
 struct Grid {
     title: String,
+    scale_label: String,
     rows: Vec<String>,
     cols: Vec<String>,
     /// rows × cols, NaN where missing
@@ -135,6 +136,7 @@ impl PlotTask {
                 };
                 Grid {
                     title,
+                    scale_label: self.metric.label().to_string(),
                     rows: p.layers.clone(),
                     cols: self.rois.clone(),
                     values,
@@ -265,6 +267,16 @@ fn draw<DB: DrawingBackend>(
             colour(v, lo, hi).filled(),
         ))?;
     }
+    root.draw(&Text::new(
+        g.scale_label.clone(),
+        (bx + 12, top - 15),
+        text(13.0).pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
+    root.draw(&Text::new(
+        "layer \\ ROI".to_string(),
+        (left - 10, top - 15),
+        text(13.0).pos(Pos::new(HPos::Right, VPos::Center)),
+    ))?;
     for (v, y) in [(hi, top), ((hi + lo) / 2.0, top + bh / 2), (lo, top + bh)] {
         root.draw(&Text::new(
             format!("{v:.3}"),
