@@ -494,3 +494,98 @@ fn plan_output_snapshot() {
         insta::assert_snapshot!(text);
     });
 }
+
+#[test]
+fn median_aggregate_and_per_voxel_alpha_are_what_the_table_says() {
+    let env = Env::new();
+    let text = experiment(GRID)
+        .replace("aggregate = \"mean\"", "aggregate = \"median\"")
+        .replace("alpha_grid =", "alpha_per_voxel = true\nalpha_grid =");
+    fs::write(env.path("exp.toml"), text).unwrap();
+    env.exec();
+    let table =
+        runner::nodes::table::read_results(fs::read(env.path("results/results.parquet")).unwrap())
+            .unwrap();
+    let voxels = runner::nodes::table::read_results(
+        fs::read(env.path("results/voxel_scores.parquet")).unwrap(),
+    )
+    .unwrap();
+    let strs = |df: &polars::prelude::DataFrame, c: &str| -> Vec<String> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect()
+    };
+    let nums = |df: &polars::prelude::DataFrame, c: &str| -> Vec<f64> {
+        df.column(c)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
+    };
+    assert!(strs(&table, "aggregate").iter().all(|a| a == "median"));
+    let (layers, rois, r2) = (
+        strs(&table, "layer"),
+        strs(&table, "roi"),
+        nums(&table, "r2"),
+    );
+    let (vl, vr, vr2, va) = (
+        strs(&voxels, "layer"),
+        strs(&voxels, "roi"),
+        nums(&voxels, "r2"),
+        nums(&voxels, "alpha"),
+    );
+    for i in 0..layers.len() {
+        let mut mine: Vec<f64> = (0..vl.len())
+            .filter(|&j| vl[j] == layers[i] && vr[j] == rois[i])
+            .map(|j| vr2[j])
+            .collect();
+        mine.sort_by(f64::total_cmp);
+        let m = mine.len();
+        let median = if m % 2 == 1 {
+            mine[m / 2]
+        } else {
+            (mine[m / 2 - 1] + mine[m / 2]) / 2.0
+        };
+        assert!(
+            (median - r2[i]).abs() < 1e-12,
+            "{} {}: table {} vs median {median}",
+            layers[i],
+            rois[i],
+            r2[i]
+        );
+    }
+    // Per-voxel α: voxels of one ROI do not all share one α.
+    let alphas_v1_edges: Vec<f64> = (0..vl.len())
+        .filter(|&j| vl[j] == "edges" && vr[j] == "V1")
+        .map(|j| va[j])
+        .collect();
+    assert!(
+        alphas_v1_edges.iter().any(|a| *a != alphas_v1_edges[0]),
+        "{alphas_v1_edges:?}"
+    );
+}
+
+#[test]
+fn nan_in_brain_data_is_an_error_naming_the_file() {
+    let env = Env::new();
+    let f = env.path("data/s1/brain/train.lh.npy");
+    let mut a = runner::npy::read_f32(&f).unwrap();
+    for x in a.data.iter_mut().take(a.shape[1] * a.shape[2]) {
+        *x = f32::NAN;
+    }
+    runner::npy::write(&f, &a.shape, &a.data).unwrap();
+    let out = env.run(&["exec", "exp.toml"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("train.lh.npy: non-finite response NaN at image 0, repeat 0"),
+        "{err}"
+    );
+    assert!(!env.path("results").exists());
+}

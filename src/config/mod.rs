@@ -91,9 +91,11 @@ impl FeatureSource {
     /// The file holding `layer` for `subject`, resolved against the experiment file.
     pub fn layer_file(&self, base: &Path, subject: &str, layer: &str) -> PathBuf {
         match &self.kind {
-            FeatureKind::Npy { dir, .. } => base
-                .join(dir.replace("{subject}", subject))
-                .join(format!("{layer}.npy")),
+            FeatureKind::Npy { dir, .. } => normalize(
+                &base
+                    .join(dir.replace("{subject}", subject))
+                    .join(format!("{layer}.npy")),
+            ),
         }
     }
 }
@@ -202,7 +204,26 @@ pub fn parse(path: &Path, text: String) -> Result<Experiment> {
         base
     };
     let base = std::path::absolute(&base).at(&base)?;
+    let base = normalize(&base);
     Validator { src: &src, base }.experiment(raw)
+}
+
+/// `a/b/../c` → `a/c`, lexically (the directories need not exist yet), so
+/// that paths in messages read the way the user would write them.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 struct Validator<'a> {
@@ -219,6 +240,11 @@ fn name_ok(name: &str) -> bool {
 }
 
 impl Validator<'_> {
+    /// A path from the file, relative to the file's directory.
+    fn resolve(&self, p: &Path) -> PathBuf {
+        normalize(&self.base.join(p))
+    }
+
     fn err<T>(&self, span: Range<usize>, msg: impl Into<String>) -> Result<T> {
         Err(self.src.error(span, msg))
     }
@@ -240,11 +266,11 @@ impl Validator<'_> {
     fn experiment(&self, raw: raw::RawExperiment) -> Result<Experiment> {
         let name = raw.experiment.name.get_ref().clone();
         self.check_name("experiment", &name, raw.experiment.name.span())?;
-        let cache_dir = raw.experiment.cache.map(|p| self.base.join(p.into_inner()));
+        let cache_dir = raw.experiment.cache.map(|p| self.resolve(p.get_ref()));
         let results_dir = raw
             .experiment
             .results
-            .map(|p| self.base.join(p.into_inner()))
+            .map(|p| self.resolve(p.get_ref()))
             .unwrap_or_else(|| self.base.join("results").join(&name));
 
         if raw.subjects.is_empty() {
@@ -329,7 +355,7 @@ impl Validator<'_> {
         self.check_name("subject", &name, span.clone())?;
         let raw = raw.into_inner();
         let path_span = raw.path.span();
-        let path = self.base.join(raw.path.into_inner());
+        let path = self.resolve(raw.path.get_ref());
         let voxel_mask = match raw.voxel_mask {
             Some(sel) => self.selector(sel.into_inner())?,
             None => Selector {

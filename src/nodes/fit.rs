@@ -108,3 +108,43 @@ impl FitTask {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FitOut;
+
+    #[test]
+    fn edge_warnings_name_the_edge() {
+        let grid = [10.0, 0.1, 1.0];
+        let shared = FitOut {
+            n_voxels: 5,
+            alpha: 10.0,
+            alpha_per_voxel: false,
+            at_lower_edge: 0,
+            at_upper_edge: 5,
+        };
+        assert_eq!(
+            shared.edge_warning(&grid).unwrap(),
+            "chosen α = 1e1 is the upper edge of alpha_grid; widen the grid"
+        );
+        let per_voxel = FitOut {
+            n_voxels: 5,
+            alpha: 1.0,
+            alpha_per_voxel: true,
+            at_lower_edge: 2,
+            at_upper_edge: 0,
+        };
+        assert_eq!(
+            per_voxel.edge_warning(&grid).unwrap(),
+            "2 of 5 voxels chose α = 1e-1, the lower edge of alpha_grid; widen the grid"
+        );
+        let inside = FitOut {
+            n_voxels: 5,
+            alpha: 1.0,
+            alpha_per_voxel: false,
+            at_lower_edge: 0,
+            at_upper_edge: 0,
+        };
+        assert!(inside.edge_warning(&grid).is_none());
+    }
+}
