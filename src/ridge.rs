@@ -15,6 +15,7 @@
 //! that the LOO errors, and therefore the chosen α, agree.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par, Side};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -125,12 +126,24 @@ pub fn decompose(
     let mode = if p > n_train { Mode::Gram } else { Mode::Svd };
     let (basis, eig) = match mode {
         Mode::Gram => {
+            // Only the lower triangle of the symmetric Gram matrix is formed
+            // (half the flops of a full product), and only it is read below.
             let mut k = Mat::<f64>::zeros(n_train, n_train);
-            matmul(k.as_mut(), Accum::Replace, xc, xc.transpose(), 1.0, par());
+            triangular::matmul(
+                k.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                xc,
+                BlockStructure::Rectangular,
+                xc.transpose(),
+                BlockStructure::Rectangular,
+                1.0,
+                par(),
+            );
             if fit_intercept {
                 for j in 0..n_train {
-                    for i in 0..n_train {
-                        k[(i, j)] += 1.0;
+                    for x in &mut k.col_as_slice_mut(j)[j..] {
+                        *x += 1.0;
                     }
                 }
             }
@@ -251,9 +264,17 @@ pub fn ridge_cv(
         } else {
             0.0
         };
-        let g_diag: Vec<f64> = (0..n)
-            .map(|i| (0..r).map(|j| q2[(i, j)] * w[j]).sum::<f64>() + extra)
-            .collect();
+        let w_col = Mat::<f64>::from_fn(r, 1, |j, _| w[j]);
+        let mut g = Mat::<f64>::zeros(n, 1);
+        matmul(
+            g.as_mut(),
+            Accum::Replace,
+            q2.as_ref(),
+            w_col.as_ref(),
+            1.0,
+            par(),
+        );
+        let g_diag: Vec<f64> = g.col_as_slice(0).iter().map(|x| x + extra).collect();
 
         for j in 0..v {
             let src = qt_y.col_as_slice(j);
