@@ -217,41 +217,66 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
             let (train, test) = (spans(&subj.train_splits), spans(&subj.test_splits));
             let n_train: usize = train.iter().map(|t| t.2).sum();
             let n_test: usize = test.iter().map(|t| t.2).sum();
+            let extract = match &f.kind {
+                FeatureKind::Npy { .. } => None,
+                FeatureKind::Extract {
+                    model,
+                    preprocess,
+                    batch_size,
+                    device,
+                } => Some(add_extract(
+                    &mut b,
+                    exp,
+                    dir,
+                    sname,
+                    &f.name,
+                    model,
+                    *preprocess,
+                    *batch_size,
+                    *device,
+                    &f.layers,
+                )?),
+            };
             for (li, layer) in f.layers.iter().enumerate() {
                 let file = f.layer_file(base, sname, layer);
-                let FeatureKind::Npy { dir_span, .. } = &f.kind;
-                if !file.is_file() {
-                    return Err(src
-                        .error(dir_span.clone(), format!("features.{}: no file {} for layer `{layer}`", f.name, file.display()))
-                        .with_help("each layer needs <dir>/<layer>.npy, rows = the subject's images in split order"));
-                }
-                let (shape, _) = npy::read_header(&file)
-                    .map_err(|e| Error::data(&file, format!("not a readable .npy: {e}")))?;
-                let rows_in_file = shape.first().copied().unwrap_or(0);
-                if rows_in_file != dir.n_images() {
-                    return Err(Error::data(
-                        &file,
-                        format!(
-                            "has {rows_in_file} rows but subject `{sname}` has {} images ({})",
-                            dir.n_images(),
-                            dir.meta.splits.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-                        ),
-                    )
-                    .with_help("rows must be every image of the subject, splits stacked in subject.json order"));
-                }
-                let p: u64 = shape.iter().skip(1).product::<usize>() as u64;
+                let (dec_task_file, upstream, inputs, p) = match (&f.kind, extract) {
+                    (FeatureKind::Extract { model, .. }, Some(ex)) => {
+                        let spec = exp
+                            .models
+                            .iter()
+                            .find(|m| &m.name == model)
+                            .expect("validated");
+                        let module = crate::model::alexnet::resolve_tap(layer).expect("validated");
+                        (
+                            Some(format!("{layer}.npy")),
+                            vec![("features".to_string(), ex)],
+                            BTreeMap::new(),
+                            spec.config.tap_width(module) as u64,
+                        )
+                    }
+                    _ => {
+                        let (shape, hash) = npy_layer(src, f, &file, layer, dir, sname)?;
+                        (
+                            None,
+                            vec![],
+                            BTreeMap::from([("features".to_string(), hash)]),
+                            shape,
+                        )
+                    }
+                };
                 let (nt, ne) = (n_train as u64, n_test as u64);
                 let mem = 8 * (nt * p + ne * p + 4 * nt * nt + ne * nt) + 4 * (nt + ne) * p;
                 let dec = b.add(
                     format!("decompose/{sname}/{}/{layer}", f.name),
                     Task::Decompose(nodes::decompose::DecomposeTask {
                         file: file.clone(),
+                        upstream_file: dec_task_file,
                         train: train.clone(),
                         test: test.clone(),
                         fit_intercept: exp.fit.fit_intercept,
                     }),
-                    vec![],
-                    BTreeMap::from([("features".to_string(), hash_file(&file)?)]),
+                    upstream,
+                    inputs,
                     mem,
                 );
                 for roi in &exp.rois {
@@ -368,6 +393,138 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
         by_id: b.by_id,
         outputs,
     })
+}
+
+/// Checks a precomputed feature file against the subject; returns its width and blake3.
+fn npy_layer(
+    src: &crate::config::Source,
+    f: &crate::config::FeatureSource,
+    file: &std::path::Path,
+    layer: &str,
+    dir: &SubjectDir,
+    sname: &str,
+) -> Result<(u64, String)> {
+    let FeatureKind::Npy { dir_span, .. } = &f.kind else {
+        unreachable!("only npy sources read files")
+    };
+    if !file.is_file() {
+        return Err(src
+            .error(
+                dir_span.clone(),
+                format!(
+                    "features.{}: no file {} for layer `{layer}`",
+                    f.name,
+                    file.display()
+                ),
+            )
+            .with_help(
+                "each layer needs <dir>/<layer>.npy, rows = the subject's images in split order",
+            ));
+    }
+    let (shape, _) = npy::read_header(file)
+        .map_err(|e| Error::data(file, format!("not a readable .npy: {e}")))?;
+    let rows_in_file = shape.first().copied().unwrap_or(0);
+    if rows_in_file != dir.n_images() {
+        return Err(Error::data(
+            file,
+            format!(
+                "has {rows_in_file} rows but subject `{sname}` has {} images ({})",
+                dir.n_images(),
+                dir.meta
+                    .splits
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with_help(
+            "rows must be every image of the subject, splits stacked in subject.json order",
+        ));
+    }
+    Ok((
+        shape.iter().skip(1).product::<usize>() as u64,
+        hash_file(file)?,
+    ))
+}
+
+/// One extract node: a model's taps on a subject's images (every split, stimulus order).
+#[allow(clippy::too_many_arguments)]
+fn add_extract(
+    b: &mut Builder,
+    exp: &Experiment,
+    dir: &SubjectDir,
+    sname: &str,
+    source: &str,
+    model: &str,
+    preprocess: crate::config::PreprocessKind,
+    batch_size: usize,
+    device: crate::config::DeviceChoice,
+    taps: &[String],
+) -> Result<NodeIndex> {
+    let spec = exp
+        .models
+        .iter()
+        .find(|m| m.name == model)
+        .expect("validated");
+    let images: Vec<std::path::PathBuf> =
+        dir.meta.splits.keys().map(|s| dir.images_file(s)).collect();
+    let mut inputs = BTreeMap::new();
+    for f in &images {
+        if !f.is_file() {
+            return Err(Error::data(
+                f,
+                "missing image file in the subject directory",
+            ));
+        }
+        let rel = f
+            .strip_prefix(&dir.dir)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .to_string();
+        inputs.insert(rel, hash_file(f)?);
+    }
+    let (seed, checkpoint) = match &spec.weights {
+        crate::config::Weights::Random { seed } => (Some(*seed), None),
+        crate::config::Weights::Checkpoint { path, span } => {
+            if !path.is_file() {
+                return Err(exp
+                    .source
+                    .error(
+                        span.clone(),
+                        format!("models.{model}: no checkpoint at {}", path.display()),
+                    )
+                    .with_help("paths are relative to the experiment file"));
+            }
+            inputs.insert("checkpoint".to_string(), hash_file(path)?);
+            (None, Some(path.clone()))
+        }
+    };
+    let widest = taps
+        .iter()
+        .filter_map(|t| crate::model::alexnet::resolve_tap(t))
+        .map(|m| spec.config.tap_width(m))
+        .sum::<usize>() as u64;
+    let image_bytes = (dir.meta.splits.values().max().copied().unwrap_or(0)
+        * dir.meta.image_shape.iter().product::<usize>()) as u64;
+    let mem = image_bytes + batch_size as u64 * 4 * (3 * 224 * 224 + 2 * widest + 2_000_000);
+    Ok(b.add(
+        format!("extract/{sname}/{source}"),
+        Task::Extract(nodes::extract::ExtractTask {
+            arch: "alexnet".into(),
+            model: spec.config.clone(),
+            seed,
+            checkpoint,
+            preprocess,
+            taps: taps.to_vec(),
+            images,
+            batch_size,
+            device,
+        }),
+        vec![],
+        inputs,
+        mem,
+    ))
 }
 
 impl Plan {

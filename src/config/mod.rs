@@ -25,6 +25,7 @@ pub struct Experiment {
     pub cache_dir: Option<PathBuf>,
     pub results_dir: PathBuf,
     pub subjects: Vec<Subject>,
+    pub models: Vec<ModelSpec>,
     pub features: Vec<FeatureSource>,
     pub rois: Vec<Roi>,
     pub fit: FitSpec,
@@ -85,6 +86,55 @@ pub struct FeatureSource {
 pub enum FeatureKind {
     /// One `<layer>.npy` per layer, rows = the subject's images in split order.
     Npy { dir: String, dir_span: Range<usize> },
+    /// Activations of a `[models.*]` net on the subject's images; layers are taps.
+    Extract {
+        model: String,
+        preprocess: PreprocessKind,
+        batch_size: usize,
+        device: DeviceChoice,
+    },
+}
+
+/// Which torchvision pipeline images go through before the net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreprocessKind {
+    /// HW2: Resize((256, 256)), CenterCrop(224), ToTensor, Normalize(ImageNet).
+    Hw2,
+    /// Algonauts devkit: Resize((224, 224)), ToTensor, Normalize(ImageNet).
+    Algonauts,
+}
+
+impl PreprocessKind {
+    pub fn pipeline(self) -> crate::preprocess::Preprocess {
+        match self {
+            PreprocessKind::Hw2 => crate::preprocess::Preprocess::hw2(),
+            PreprocessKind::Algonauts => crate::preprocess::Preprocess::algonauts(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// A GPU when the build and the machine have one, else the CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// A net declared in `[models.NAME]`.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: String,
+    pub config: crate::model::alexnet::AlexNetConfig,
+    pub weights: Weights,
+}
+
+#[derive(Debug, Clone)]
+pub enum Weights {
+    Random { seed: u64 },
+    Checkpoint { path: PathBuf, span: Range<usize> },
 }
 
 impl FeatureSource {
@@ -96,6 +146,8 @@ impl FeatureSource {
                     .join(dir.replace("{subject}", subject))
                     .join(format!("{layer}.npy")),
             ),
+            // Extracted taps live in the extract node's cache entry, by this name.
+            FeatureKind::Extract { .. } => PathBuf::from(format!("{layer}.npy")),
         }
     }
 }
@@ -284,6 +336,12 @@ impl Validator<'_> {
             .map(|(n, s)| self.subject(n, s))
             .collect::<Result<Vec<_>>>()?;
         let subject_names: Vec<String> = subjects.iter().map(|s| s.name.clone()).collect();
+        let models = raw
+            .models
+            .into_iter()
+            .map(|(n, m)| self.model(n, m))
+            .collect::<Result<Vec<_>>>()?;
+        let model_names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
 
         if raw.features.is_empty() {
             return self
@@ -293,7 +351,7 @@ impl Validator<'_> {
         let features = raw
             .features
             .into_iter()
-            .map(|(n, f)| self.features(n, f, &subject_names))
+            .map(|(n, f)| self.features(n, f, &subject_names, &model_names))
             .collect::<Result<Vec<_>>>()?;
 
         if raw.rois.is_empty() {
@@ -323,6 +381,7 @@ impl Validator<'_> {
             cache_dir,
             results_dir,
             subjects,
+            models,
             features,
             rois,
             fit,
@@ -421,11 +480,74 @@ impl Validator<'_> {
         })
     }
 
+    fn model(&self, name: String, raw: Spanned<raw::RawModel>) -> Result<ModelSpec> {
+        use crate::model::alexnet::AlexNetConfig;
+        let span = raw.span();
+        self.check_name("model", &name, span.clone())?;
+        let raw = raw.into_inner();
+        if raw.arch.get_ref() != "alexnet" {
+            return Err(self
+                .src
+                .error(
+                    raw.arch.span(),
+                    format!("unknown arch `{}`", raw.arch.get_ref()),
+                )
+                .with_help("runner has arch = \"alexnet\""));
+        }
+        let mut config = match raw.layout.as_ref().map(|l| l.get_ref().as_str()) {
+            None | Some("torchvision") => AlexNetConfig::torchvision(),
+            Some("hw") => AlexNetConfig::hw(),
+            Some(other) => {
+                return Err(self
+                    .src
+                    .error(raw.layout.as_ref().unwrap().span(), format!("unknown layout `{other}`"))
+                    .with_help("layout = \"torchvision\" (64,192,384,256,256) or \"hw\" (64,192,384,384,256)"));
+            }
+        };
+        if let Some(w) = raw.widths {
+            let ws = w.get_ref();
+            if ws.len() != 5 || ws.contains(&0) {
+                return self.err(w.span(), "widths must be five positive conv widths");
+            }
+            config.widths = [ws[0], ws[1], ws[2], ws[3], ws[4]];
+        }
+        config.hidden = raw.hidden.unwrap_or(config.hidden);
+        config.num_classes = raw.num_classes.unwrap_or(config.num_classes);
+        config.dropout = raw.dropout.unwrap_or(config.dropout);
+        if config.hidden == 0 || config.num_classes == 0 || !(0.0..1.0).contains(&config.dropout) {
+            return self.err(
+                span,
+                "hidden and num_classes must be > 0 and dropout in [0, 1)",
+            );
+        }
+        let weights = match (raw.checkpoint, raw.seed) {
+            (Some(c), None) => Weights::Checkpoint {
+                span: c.span(),
+                path: self.resolve(c.get_ref()),
+            },
+            (None, seed) => Weights::Random {
+                seed: seed.map_or(0, |s| *s.get_ref()),
+            },
+            (Some(_), Some(s)) => {
+                return self.err(
+                    s.span(),
+                    "a model has either a checkpoint or a random-init seed, not both",
+                );
+            }
+        };
+        Ok(ModelSpec {
+            name,
+            config,
+            weights,
+        })
+    }
+
     fn features(
         &self,
         name: String,
         raw: Spanned<raw::RawFeatures>,
         subjects: &[String],
+        models: &[String],
     ) -> Result<FeatureSource> {
         let span = raw.span();
         self.check_name("feature source", &name, span.clone())?;
@@ -445,15 +567,76 @@ impl Validator<'_> {
                     dir: dir.into_inner(),
                 }
             }
+            "extract" => {
+                let Some(model) = raw.model else {
+                    return Err(self
+                        .src
+                        .error(
+                            span,
+                            format!("features.{name}: kind \"extract\" needs `model`"),
+                        )
+                        .with_help("model = \"NAME\" of a [models.NAME] table"));
+                };
+                if !models.contains(model.get_ref()) {
+                    return Err(self
+                        .src
+                        .error(model.span(), format!("unknown model `{}`", model.get_ref()))
+                        .with_help(format!("declared models: {}", models.join(", "))));
+                }
+                let preprocess = match raw.preprocess.as_ref().map(|p| p.get_ref().as_str()) {
+                    None | Some("hw2") => PreprocessKind::Hw2,
+                    Some("algonauts") => PreprocessKind::Algonauts,
+                    Some(other) => {
+                        return Err(self
+                            .src
+                            .error(raw.preprocess.as_ref().unwrap().span(), format!("unknown preprocess `{other}`"))
+                            .with_help("\"hw2\" (resize 256×256, crop 224) or \"algonauts\" (resize 224×224)"));
+                    }
+                };
+                let batch_size = match raw.batch_size {
+                    None => 32,
+                    Some(b) if *b.get_ref() > 0 => *b.get_ref(),
+                    Some(b) => return self.err(b.span(), "batch_size must be ≥ 1"),
+                };
+                let device = match raw.device.as_ref().map(|d| d.get_ref().as_str()) {
+                    None | Some("auto") => DeviceChoice::Auto,
+                    Some("cpu") => DeviceChoice::Cpu,
+                    Some("cuda") => DeviceChoice::Cuda,
+                    Some(other) => {
+                        return self.err(
+                            raw.device.as_ref().unwrap().span(),
+                            format!("unknown device `{other}` (auto, cpu, cuda)"),
+                        );
+                    }
+                };
+                FeatureKind::Extract {
+                    model: model.into_inner(),
+                    preprocess,
+                    batch_size,
+                    device,
+                }
+            }
             other => {
                 return Err(self
                     .src
                     .error(raw.kind.span(), format!("unknown feature kind `{other}`"))
                     .with_help(
-                        "this version of runner reads kind = \"npy\" (precomputed features)",
+                        "kind = \"npy\" (precomputed features) or \"extract\" (a [models.*] net)",
                     ));
             }
         };
+        if let FeatureKind::Extract { .. } = kind {
+            let layers = raw.layers.get_ref();
+            if let Some(bad) = layers
+                .iter()
+                .find(|l| crate::model::alexnet::resolve_tap(l).is_none())
+            {
+                return Err(self
+                    .src
+                    .error(raw.layers.span(), format!("`{bad}` is not an AlexNet tap"))
+                    .with_help("taps: conv_pool_after_layer2, conv_pool_after_layer_5, conv_pool_after_layer_12, fc1, fc2, or a torchvision module name features.N / avgpool / classifier.N"));
+            }
+        }
         let layers_span = raw.layers.span();
         let layers = raw.layers.into_inner();
         if layers.is_empty() {

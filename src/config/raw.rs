@@ -14,6 +14,8 @@ pub struct RawExperiment {
     #[serde(default)]
     pub subjects: IndexMap<String, Spanned<RawSubject>>,
     #[serde(default)]
+    pub models: IndexMap<String, Spanned<RawModel>>,
+    #[serde(default)]
     pub features: IndexMap<String, Spanned<RawFeatures>>,
     #[serde(default)]
     pub rois: IndexMap<String, Spanned<RawRoi>>,
@@ -59,6 +61,24 @@ pub struct RawSelector {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Only "alexnet" today.
+    pub arch: Spanned<String>,
+    /// "torchvision" (64,192,384,256,256) or "hw" (64,192,384,384,256).
+    pub layout: Option<Spanned<String>>,
+    /// Explicit conv widths; overrides `layout`.
+    pub widths: Option<Spanned<Vec<usize>>>,
+    pub hidden: Option<usize>,
+    pub num_classes: Option<usize>,
+    pub dropout: Option<f64>,
+    /// A .pt/.pth (zip) or .safetensors file; without it the weights are random.
+    pub checkpoint: Option<Spanned<PathBuf>>,
+    /// Seed of the random initialisation (no checkpoint).
+    pub seed: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawFeatures {
     /// Where features come from. `npy` today; extraction from a model plugs in here.
     pub kind: Spanned<String>,
@@ -67,6 +87,13 @@ pub struct RawFeatures {
     pub layers: Spanned<Vec<String>>,
     /// Subjects these features are fitted to (default: all).
     pub subjects: Option<Spanned<Vec<String>>>,
+    /// `extract`: the `[models.*]` table to run.
+    pub model: Option<Spanned<String>>,
+    /// `extract`: "hw2" (resize 256², crop 224) or "algonauts" (resize 224²).
+    pub preprocess: Option<Spanned<String>>,
+    pub batch_size: Option<Spanned<usize>>,
+    /// `extract`: "auto", "cpu" or "cuda".
+    pub device: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,8 +14,11 @@ pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DecomposeTask {
+    /// An external feature file (its bytes are hashed into the key)...
     #[serde(skip)]
     pub file: PathBuf,
+    /// ...or this file of the upstream `features` entry (an extract node).
+    pub upstream_file: Option<String>,
     /// (split, first row, rows) for the training and test sets, in join order.
     pub train: Vec<(String, usize, usize)>,
     pub test: Vec<(String, usize, usize)>,
@@ -39,7 +42,10 @@ fn rows(spans: &[(String, usize, usize)]) -> Vec<usize> {
 impl DecomposeTask {
     pub fn run(&self, ctx: &Ctx) -> Result<()> {
         ctx.progress.set_message("reading features");
-        let x = npy::read_f32(&self.file).at(&self.file)?;
+        let x = match &self.upstream_file {
+            Some(name) => ctx.input("features")?.read_f32(name)?,
+            None => npy::read_f32(&self.file).at(&self.file)?,
+        };
         let (n_rows, p) = x.rows_cols();
         let train = rows(&self.train);
         let test = rows(&self.test);

@@ -7,6 +7,7 @@
 //! kinds that produce what `decompose` reads.
 
 pub mod decompose;
+pub mod extract;
 pub mod fit;
 pub mod plot;
 pub mod roi;
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 pub enum Task {
     Subject(subject::SubjectTask),
     Roi(roi::RoiTask),
+    Extract(extract::ExtractTask),
     Decompose(decompose::DecomposeTask),
     Fit(fit::FitTask),
     Score(score::ScoreTask),
@@ -39,6 +41,7 @@ impl Task {
         match self {
             Task::Subject(_) => "subject",
             Task::Roi(_) => "roi",
+            Task::Extract(_) => "extract",
             Task::Decompose(_) => "decompose",
             Task::Fit(_) => "fit",
             Task::Score(_) => "score",
@@ -52,6 +55,7 @@ impl Task {
         let v = match self {
             Task::Subject(_) => subject::VERSION,
             Task::Roi(_) => roi::VERSION,
+            Task::Extract(_) => extract::VERSION,
             Task::Decompose(_) => decompose::VERSION,
             Task::Fit(_) => fit::VERSION,
             Task::Score(_) => score::VERSION,
@@ -65,6 +69,7 @@ impl Task {
         match self {
             Task::Subject(t) => t.run(ctx),
             Task::Roi(t) => t.run(ctx),
+            Task::Extract(t) => t.run(ctx),
             Task::Decompose(t) => t.run(ctx),
             Task::Fit(t) => t.run(ctx),
             Task::Score(t) => t.run(ctx),

@@ -1,0 +1,171 @@
+//! `extract`: one net's activations on one subject's images, a feature
+//! matrix per tap (`<tap>.npy`, images × flattened features, stimulus order).
+//!
+//! Images go through the torchvision pipeline in batches; each batch's taps
+//! are appended to their files at once, so memory holds one batch, never
+//! every tap of every image.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use npyz::WriterBuilder;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use crate::config::{DeviceChoice, PreprocessKind};
+use crate::error::{Error, IoContext, Result};
+use crate::model::alexnet::{AlexNetConfig, resolve_tap};
+use crate::model::load::load_weights;
+use crate::npy;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtractTask {
+    pub arch: String,
+    pub model: AlexNetConfig,
+    /// Random-init seed; None when weights come from a checkpoint (hashed as an input).
+    pub seed: Option<u64>,
+    #[serde(skip)]
+    pub checkpoint: Option<PathBuf>,
+    pub preprocess: PreprocessKind,
+    /// Requested tap names, each written as `<tap>.npy`.
+    pub taps: Vec<String>,
+    /// Image files in stimulus order (hashed as inputs).
+    #[serde(skip)]
+    pub images: Vec<PathBuf>,
+    #[serde(skip)]
+    pub batch_size: usize,
+    #[serde(skip)]
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtractOut {
+    pub n_images: usize,
+    pub backend: String,
+    /// Tap → flattened width.
+    pub widths: Vec<(String, usize)>,
+}
+
+/// The burn device for a choice, or an error saying how to get a GPU build.
+pub fn device_for(choice: DeviceChoice) -> Result<(Device, &'static str)> {
+    match choice {
+        DeviceChoice::Auto | DeviceChoice::Cpu => Ok((Device::flex(), "flex (CPU)")),
+        DeviceChoice::Cuda => Err(
+            Error::usage("device = \"cuda\" needs a GPU build of runner").with_help(
+                "this binary has the pure-Rust CPU backend only; use device = \"auto\" or \"cpu\"",
+            ),
+        ),
+    }
+}
+
+type Writer = npyz::NpyWriter<f32, BufWriter<File>>;
+
+impl ExtractTask {
+    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+        let (device, backend) = device_for(self.device)?;
+        let mut net = if let Some(seed) = self.seed {
+            device.seed(seed);
+            self.model.init(&device)
+        } else {
+            self.model.init(&device)
+        };
+        if let Some(path) = &self.checkpoint {
+            ctx.progress.set_message("loading checkpoint");
+            load_weights(&mut net, path)?;
+        }
+        let modules: Vec<&str> = self
+            .taps
+            .iter()
+            .map(|t| resolve_tap(t).ok_or_else(|| ctx.fail(format!("`{t}` is not an AlexNet tap"))))
+            .collect::<Result<_>>()?;
+        let pipeline = self.preprocess.pipeline();
+
+        let mut n_total = 0;
+        for f in &self.images {
+            let (shape, _) = npy::read_header(f).at(f)?;
+            n_total += shape.first().copied().unwrap_or(0);
+        }
+        let mut writers: Option<Vec<Writer>> = None;
+        let mut widths = Vec::new();
+        let mut done = 0;
+        for file in &self.images {
+            let imgs = npy::read_u8(file)
+                .map_err(|e| Error::data(file, format!("not a uint8 image array: {e}")))?;
+            let [n, h, w, 3] = imgs.shape[..] else {
+                return Err(Error::data(
+                    file,
+                    format!("images must be N×H×W×3 uint8, found shape {:?}", imgs.shape),
+                ));
+            };
+            let per = h * w * 3;
+            for start in (0..n).step_by(self.batch_size) {
+                let end = (start + self.batch_size).min(n);
+                let (oh, ow) = pipeline.output_size(h, w);
+                let pixels: Vec<f32> = (start..end)
+                    .into_par_iter()
+                    .flat_map_iter(|i| pipeline.apply(&imgs.data[i * per..(i + 1) * per], h, w))
+                    .collect();
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(pixels, [end - start, 3, oh, ow]),
+                    &device,
+                );
+                let outs = net.forward_taps(x, &modules);
+                let rows: Vec<(usize, Vec<f32>)> = outs
+                    .into_iter()
+                    .map(|t| {
+                        let [_, d] = t.dims();
+                        let v = t
+                            .into_data()
+                            .try_to_vec::<f32>()
+                            .map_err(|e| ctx.fail(format!("{e:?}")))?;
+                        Ok((d, v))
+                    })
+                    .collect::<Result<_>>()?;
+                if writers.is_none() {
+                    let mut ws = Vec::new();
+                    for (tap, (d, _)) in self.taps.iter().zip(&rows) {
+                        widths.push((tap.clone(), *d));
+                        let path = ctx.out.path(&format!("{tap}.npy"));
+                        let f = BufWriter::new(File::create(&path).at(&path)?);
+                        let writer = npyz::WriteOptions::<f32>::new()
+                            .default_dtype()
+                            .shape(&[n_total as u64, *d as u64])
+                            .writer(f)
+                            .begin_nd()
+                            .at(&path)?;
+                        ws.push(writer);
+                    }
+                    writers = Some(ws);
+                }
+                for ((w, (_, v)), tap) in writers
+                    .as_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .zip(&rows)
+                    .zip(&self.taps)
+                {
+                    w.extend(v.iter().copied())
+                        .at(ctx.out.path(&format!("{tap}.npy")))?;
+                }
+                done += end - start;
+                ctx.progress.set_message(format!("{done}/{n_total} images"));
+            }
+        }
+        for (w, tap) in writers.into_iter().flatten().zip(&self.taps) {
+            w.finish().at(ctx.out.path(&format!("{tap}.npy")))?;
+        }
+        ctx.out.write_json(
+            "extract.json",
+            &ExtractOut {
+                n_images: done,
+                backend: backend.to_string(),
+                widths,
+            },
+        )
+    }
+}
