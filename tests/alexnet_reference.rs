@@ -38,8 +38,16 @@ fn config(variant: &str) -> AlexNetConfig {
     }
 }
 
+/// The device extraction would use in this build (flex, or libtorch with `--features tch`),
+/// so the same golden test checks every backend.
+fn device() -> Device {
+    runner::nodes::extract::device_for(runner::config::DeviceChoice::Auto)
+        .unwrap()
+        .0
+}
+
 fn load(variant: &str, file: &str) -> runner::error::Result<AlexNet> {
-    let device = Device::flex();
+    let device = device();
     let mut net = config(variant).init(&device);
     load_weights(&mut net, &fixtures().join("checkpoints").join(file))?;
     Ok(net)
@@ -53,7 +61,7 @@ fn batch() -> Tensor<4> {
         let img = npy::read_u8(&fixtures().join(format!("images/img{i}.npy"))).unwrap();
         data.extend(pre.apply(&img.data, img.shape[0], img.shape[1]));
     }
-    Tensor::from_data(TensorData::new(data, [4, 3, 224, 224]), &Device::flex())
+    Tensor::from_data(TensorData::new(data, [4, 3, 224, 224]), &device())
 }
 
 fn values(t: Tensor<2>) -> Vec<f32> {

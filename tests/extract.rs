@@ -149,7 +149,9 @@ fn extracted_taps_are_the_forward_pass_of_every_image_in_stimulus_order() {
         num_classes: 32,
         dropout: 0.5,
     };
-    let device = Device::flex();
+    let device = runner::nodes::extract::device_for(runner::config::DeviceChoice::Auto)
+        .unwrap()
+        .0;
     let mut net = cfg.init(&device);
     runner::model::load::load_weights(&mut net, &ckpt).unwrap();
     let pre = runner::preprocess::Preprocess::hw2();
