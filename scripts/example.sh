@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fresh machine → the example experiment: build runner, make the synthetic
-# subject (once), run experiments/synthetic.toml. Needs only cargo.
+# Fresh machine → the example experiments: build runner, make the synthetic
+# subject (once), run experiments/synthetic.toml (precomputed features) and
+# experiments/hw2_models.toml (AlexNets run by runner). Needs only cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # --all-targets: the same dependency features as `cargo test`, so the two
@@ -9,3 +10,4 @@ cargo build --locked --all-targets
 bin="${CARGO_TARGET_DIR:-target}/debug/runner"
 [ -f data/synth01/subject.json ] || "$bin" synth data/synth01
 "$bin" exec experiments/synthetic.toml
+"$bin" exec experiments/hw2_models.toml

@@ -104,6 +104,15 @@ impl ExtractTask {
             let (shape, _) = npy::read_header(f).at(f)?;
             n_total += shape.first().copied().unwrap_or(0);
         }
+        // Extraction is the long node: a real bar, images done of images to do.
+        ctx.progress.set_style(
+            indicatif::ProgressStyle::with_template(
+                "  {prefix} [{bar:25}] {pos}/{len} images {per_sec} {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        ctx.progress.set_length(n_total as u64);
         let mut writers: Option<Vec<Writer>> = None;
         let mut widths = Vec::new();
         let mut done = 0;
@@ -167,7 +176,7 @@ impl ExtractTask {
                         .at(ctx.out.path(&format!("{tap}.npy")))?;
                 }
                 done += end - start;
-                ctx.progress.set_message(format!("{done}/{n_total} images"));
+                ctx.progress.set_position(done as u64);
             }
         }
         for (w, tap) in writers.into_iter().flatten().zip(&self.taps) {
