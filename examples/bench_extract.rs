@@ -118,7 +118,11 @@ fn forward_copy(
     let t0 = Instant::now();
     let rows = outs
         .into_iter()
-        .map(|t| t.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}")))
+        .map(|t| {
+            t.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, t0.elapsed()))
 }

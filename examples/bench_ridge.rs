@@ -31,16 +31,20 @@ struct Args {
     dir: PathBuf,
     repeats: usize,
     save_pred: Option<PathBuf>,
+    /// Split the voxels into this many contiguous ROIs and fit each on its
+    /// own (one α per ROI) from one shared decomposition, as an experiment does.
+    rois: usize,
 }
 
 fn usage() -> String {
-    "usage: bench_ridge DIR [--repeats N] [--save-pred PATH]".to_string()
+    "usage: bench_ridge DIR [--repeats N] [--save-pred PATH] [--rois K]".to_string()
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut dir = None;
     let mut repeats = 1usize;
     let mut save_pred = None;
+    let mut rois = 1usize;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -53,6 +57,14 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--repeats must be at least 1".into());
                 }
             }
+            "--rois" => {
+                let v = it.next().ok_or_else(usage)?;
+                rois = v
+                    .parse()
+                    .ok()
+                    .filter(|&k| k > 0)
+                    .ok_or(format!("--rois: not a positive integer: {v}"))?;
+            }
             "--save-pred" => save_pred = Some(PathBuf::from(it.next().ok_or_else(usage)?)),
             "-h" | "--help" => return Err(usage()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
@@ -64,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         dir: dir.ok_or_else(usage)?,
         repeats,
         save_pred,
+        rois,
     })
 }
 
@@ -123,7 +136,14 @@ fn run() -> Result<(), String> {
         let t0 = Instant::now();
         let dec = decompose(xtr, xte, n_train, n_test, p, true)?;
         let t1 = Instant::now();
-        let cv = ridge_cv(&dec, &y_train.data, v, &alphas.data, false);
+        let mut cvs = Vec::new();
+        for (lo, hi) in roi_bounds(v, args.rois) {
+            let w = hi - lo;
+            let y: Vec<f64> = (0..n_train)
+                .flat_map(|i| y_train.data[i * v + lo..i * v + hi].iter().copied())
+                .collect();
+            cvs.push(ridge_cv(&dec, &y, w, &alphas.data, false));
+        }
         let t2 = Instant::now();
 
         let d = (t1 - t0).as_secs_f64();
@@ -131,9 +151,24 @@ fn run() -> Result<(), String> {
         best_dec = best_dec.min(d);
         best_cv = best_cv.min(c);
         best_total = best_total.min(d + c);
-        last = Some((dec.mode, cv));
+        last = Some((dec.mode, cvs));
     }
-    let (mode, cv) = last.expect("at least one repeat");
+    let (mode, cvs) = last.expect("at least one repeat");
+    let roi_alpha_index: Vec<usize> = cvs.iter().map(|c| c.alpha_index[0]).collect();
+    // Predictions of all ROIs side by side, in the original voxel order.
+    let bounds = roi_bounds(v, args.rois);
+    let y_pred = faer::Mat::<f64>::from_fn(n_test, v, |i, j| {
+        let r = bounds
+            .iter()
+            .position(|&(lo, hi)| j >= lo && j < hi)
+            .unwrap();
+        cvs[r].y_pred[(i, j - bounds[r].0)]
+    });
+    let cv = runner::ridge::RidgeCv {
+        alpha_index: vec![roi_alpha_index[0]; v],
+        loo_mse: faer::Mat::zeros(0, 0),
+        y_pred,
+    };
 
     let ai = cv.alpha_index.first().copied().unwrap_or(0);
     let k = n_test.min(5);
@@ -156,6 +191,8 @@ fn run() -> Result<(), String> {
         "total_s": best_total,
         "alpha_index": ai,
         "alpha": alphas.data[ai],
+        "rois": args.rois,
+        "roi_alphas": roi_alpha_index.iter().map(|&i| alphas.data[i]).collect::<Vec<f64>>(),
         "y_pred_first": first_preds,
     });
     if let Some(path) = &args.save_pred {
@@ -174,4 +211,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `k` contiguous, nearly equal voxel ranges.
+fn roi_bounds(v: usize, k: usize) -> Vec<(usize, usize)> {
+    (0..k).map(|r| (r * v / k, (r + 1) * v / k)).collect()
 }
