@@ -9,6 +9,7 @@
 // size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod barcode;
 pub mod cache;
 pub mod cli;
 pub mod config;
