@@ -24,7 +24,7 @@ Prints the machine, versions and a table of img/s with ratios against PyTorch
 Usage::
 
     .venv/bin/python bench/extract.py [--images 256] [--size 227] [--batch 32]
-        [--threads 2] [--repeats 2] [--quick] [--no-build] [--build-tch]
+        [--threads 2] [--repeats 2] [--layers] [--quick] [--no-build] [--build-tch]
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ def parse_args(argv=None):
     ap.add_argument("--repeats", type=int, default=2,
                     help="timed passes over all images per measurement; the best is reported")
     ap.add_argument("--layout", choices=("hw", "torchvision"), default="hw")
+    ap.add_argument("--layers", action="store_true",
+                    help="also time each module on one batch, best of max(--repeats, 5) "
+                         "(where the forward time goes)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 32 images, batch 16, 1 repeat")
     ap.add_argument("--no-build", action="store_true",
@@ -249,6 +252,23 @@ def forward_taps(net, x):
     return outs
 
 
+def layer_times(net, x, repeats: int):
+    """Wall time of each module on one batch, best of `repeats`, up to classifier.5."""
+    mods = [(f"features.{i}", m) for i, m in enumerate(net.features)]
+    mods.append(("avgpool", lambda h: net.avgpool(h).flatten(1)))
+    mods += [(f"classifier.{i}", m) for i, m in enumerate(net.classifier[:6])
+             if not isinstance(m, type(net.classifier[0]))]  # skip Dropout
+    best = {}
+    for _ in range(repeats):
+        h = x.clone()
+        for name, m in mods:
+            t0 = time.perf_counter()
+            h = m(h)
+            dt = time.perf_counter() - t0
+            best[name] = min(best.get(name, float("inf")), dt)
+    return best
+
+
 def run_pytorch(images: np.ndarray, args) -> dict:
     import torch
     from PIL import Image
@@ -301,6 +321,11 @@ def run_pytorch(images: np.ndarray, args) -> dict:
             if all_t < best_e2e[0]:
                 best_e2e = (all_t, pre_t, fwd_t)
 
+        layers = None
+        if args.layers:
+            s0, e0 = batches[0]
+            layers = layer_times(net, preprocess(s0, e0), max(args.repeats, 5))
+
     return {
         "backend": f"PyTorch {torch.__version__} CPU",
         "threads": torch.get_num_threads(),
@@ -314,6 +339,7 @@ def run_pytorch(images: np.ndarray, args) -> dict:
         "e2e_preprocess_s": best_e2e[1],
         "e2e_forward_s": best_e2e[2],
         "preprocess_img_s": n / best_e2e[1],
+        "layers": layers,
     }
 
 
@@ -350,7 +376,7 @@ def run_runner(binary: Path, images: Path, args, env_extra: dict) -> dict:
                OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                **env_extra)
     cmd = [str(binary), str(images), "--batch", str(args.batch), "--repeats",
-           str(args.repeats), "--layout", args.layout]
+           str(args.repeats), "--layout", args.layout] + (["--layers"] if args.layers else [])
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
@@ -439,6 +465,22 @@ def main(argv=None) -> int:
         print(f"| {name:<{w}} | {r['forward_s']:>9.2f} | {copy:>15} | {r['e2e_s']:>12.2f} "
               f"| {r['e2e_preprocess_s']:>12.2f} | {r['e2e_forward_s']:>14.2f} "
               f"| {r['preprocess_img_s']:>16.1f} |")
+    if args.layers:
+        per = [r["layers"] if i == 0 else dict(r["layers"]["seconds"]) for i, r in enumerate(rows)]
+        nb = min(args.batch, args.images)
+        cols = [n.replace("runner ", "") for n in names]
+        header3 = "| module       | " + " | ".join(f"{c:>19}" for c in cols) + " |"
+        print(f"\nper module, one batch of {nb} images, best of {max(args.repeats, 5)}, "
+              "seconds (share of the sum):")
+        print(header3)
+        print("|" + "|".join("-" * len(c) for c in header3.split("|")[1:-1]) + "|")
+        totals = [sum(p.values()) for p in per]
+        for name in per[0]:
+            cells = [f"{p.get(name, float('nan')):8.4f} ({100 * p.get(name, 0) / t:4.1f}%)"
+                     for p, t in zip(per, totals)]
+            print(f"| {name:<12} | " + " | ".join(f"{c:>19}" for c in cells) + " |")
+        print("| sum          | " + " | ".join(f"{t:>8.4f}{'':11}" for t in totals) + " |")
+
     print(f"\n{args.images} images {args.size}×{args.size}; best of {args.repeats} pass(es) each; "
           "ratio = runner img/s / PyTorch img/s (> 1: runner faster).\n"
           "forward = forward + copy of the five taps on preprocessed batches; end-to-end = "

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bench_extract IMAGES.npy [--batch 32] [--repeats 2] [--layout hw|torchvision]
-//!               [--device cpu|auto|cuda]
+//!               [--device cpu|auto|cuda] [--layers]
 //! ```
 //!
 //! Loads `IMAGES.npy` (uint8, N×H×W×3; not timed), builds a randomly
@@ -29,6 +29,10 @@
 //! img/s for both measurements, and their split (forward vs copy, preprocess vs
 //! forward + copy).
 //!
+//! `--layers` adds `layers`: `[module, seconds]` pairs, the time of each module (`features.0` …
+//! `classifier.5`, torchvision's names) on one batch, best of `--repeats` (at least 5),
+//! to show where the forward time goes.
+//!
 //! `--device` defaults to `cpu`: this is a CPU benchmark, and with
 //! `--features tch` "auto" would pick CUDA on a GPU machine.
 
@@ -50,11 +54,12 @@ struct Args {
     repeats: usize,
     layout: String,
     device: DeviceChoice,
+    layers: bool,
 }
 
 fn usage() -> String {
     "usage: bench_extract IMAGES.npy [--batch 32] [--repeats 2] [--layout hw|torchvision] \
-     [--device cpu|auto|cuda]"
+     [--device cpu|auto|cuda] [--layers]"
         .to_string()
 }
 
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
     let mut repeats = 2;
     let mut layout = "hw".to_string();
     let mut device = DeviceChoice::Cpu;
+    let mut layers = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -91,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
                     d => return Err(format!("--device: `cpu`, `auto` or `cuda`, not `{d}`")),
                 }
             }
+            "--layers" => layers = true,
             "-h" | "--help" => return Err(usage()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
             _ if images.is_none() => images = Some(PathBuf::from(a)),
@@ -103,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
         repeats,
         layout,
         device,
+        layers,
     })
 }
 
@@ -125,6 +133,55 @@ fn forward_copy(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, t0.elapsed()))
+}
+
+/// Wall time of each module on one batch (best of `repeats`), in
+/// torchvision's order and names, up to the deepest HW2 tap.
+fn layer_times(net: &AlexNet, x: Tensor<4>, repeats: usize) -> Vec<(&'static str, f64)> {
+    fn timed<T>(
+        out: &mut Vec<(&'static str, f64)>,
+        name: &'static str,
+        f: impl FnOnce() -> T,
+    ) -> T {
+        let t0 = Instant::now();
+        let r = f();
+        out.push((name, t0.elapsed().as_secs_f64()));
+        r
+    }
+    let mut best: Vec<(&'static str, f64)> = Vec::new();
+    for _ in 0..repeats {
+        let mut t = Vec::new();
+        let h = x.clone();
+        let h = timed(&mut t, "features.0", || net.conv1.forward(h));
+        let h = timed(&mut t, "features.1", || net.relu.forward(h));
+        let h = timed(&mut t, "features.2", || net.pool.forward(h));
+        let h = timed(&mut t, "features.3", || net.conv2.forward(h));
+        let h = timed(&mut t, "features.4", || net.relu.forward(h));
+        let h = timed(&mut t, "features.5", || net.pool.forward(h));
+        let h = timed(&mut t, "features.6", || net.conv3.forward(h));
+        let h = timed(&mut t, "features.7", || net.relu.forward(h));
+        let h = timed(&mut t, "features.8", || net.conv4.forward(h));
+        let h = timed(&mut t, "features.9", || net.relu.forward(h));
+        let h = timed(&mut t, "features.10", || net.conv5.forward(h));
+        let h = timed(&mut t, "features.11", || net.relu.forward(h));
+        let h = timed(&mut t, "features.12", || net.pool.forward(h));
+        let h = timed(&mut t, "avgpool", || {
+            net.avgpool.forward(h).flatten::<2>(1, 3)
+        });
+        let h = timed(&mut t, "classifier.1", || net.fc1.forward(h));
+        let h = timed(&mut t, "classifier.2", || net.relu.forward(h));
+        let h = timed(&mut t, "classifier.4", || net.fc2.forward(h));
+        let h = timed(&mut t, "classifier.5", || net.relu.forward(h));
+        drop(h.into_data());
+        if best.is_empty() {
+            best = t;
+        } else {
+            for (b, (_, v)) in best.iter_mut().zip(t) {
+                b.1 = b.1.min(v);
+            }
+        }
+    }
+    best
 }
 
 #[cfg(feature = "tch")]
@@ -231,6 +288,14 @@ fn run() -> Result<(), String> {
         }
     }
 
+    let layers = if args.layers {
+        let (s, e) = batches[0];
+        let t = layer_times(&net, upload(preprocess(s, e), e - s), args.repeats.max(5));
+        serde_json::json!({"batch_images": e - s, "seconds": t})
+    } else {
+        serde_json::Value::Null
+    };
+
     let out = serde_json::json!({
         "backend": backend,
         "threads": threads,
@@ -250,6 +315,7 @@ fn run() -> Result<(), String> {
         "e2e_preprocess_s": best_e2e.1,
         "e2e_forward_s": best_e2e.2,
         "preprocess_img_s": n as f64 / best_e2e.1,
+        "layers": layers,
     });
     println!("{out}");
     Ok(())
