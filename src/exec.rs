@@ -376,7 +376,7 @@ fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     Ok(names.iter().map(|n| dir.join(n)).collect())
 }
 
-/// Fails early with a clear message if the cache directory cannot be used.
+/// `--jobs 0` would run nothing and wait forever: refuse it up front.
 pub fn check_jobs(jobs: usize) -> Result<usize> {
     if jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));

@@ -5,7 +5,7 @@
 //! the 100 MB–1 GB feature matrices that extraction produces.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read};
 use std::path::Path;
 
 use npyz::{Endianness, Order, TypeChar, WriterBuilder};
@@ -205,16 +205,7 @@ pub fn write<T: npyz::AutoSerialize + Clone>(
     shape: &[usize],
     data: &[T],
 ) -> io::Result<()> {
-    let file = BufWriter::new(File::create(path)?);
-    write_to(file, shape, data)
-}
-
-/// Like [`write`], into any writer (the cache writes through a hashing temp file).
-pub fn write_to<T: npyz::AutoSerialize + Clone, W: Write>(
-    w: W,
-    shape: &[usize],
-    data: &[T],
-) -> io::Result<()> {
+    let w = BufWriter::new(File::create(path)?);
     assert_eq!(shape.iter().product::<usize>(), data.len());
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut writer = npyz::WriteOptions::<T>::new()

@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use serde_json::json;
 
-use crate::cache::{Cache, EntryState};
+use crate::cache::Cache;
 use crate::config::{Experiment, FeatureKind};
 use crate::error::{Error, Result};
 use crate::key::{KeyComponents, hash_file};
@@ -565,11 +564,6 @@ impl Plan {
         }
     }
 
-    /// Full check used by `exec`: the entry exists and every byte verifies.
-    pub fn verify(&self, cache: &Cache, ix: NodeIndex) -> EntryState {
-        cache.verify(&self.graph[ix].key)
-    }
-
     /// Looks a node up by id, or lists near matches.
     pub fn find(&self, id: &str) -> Result<NodeIndex> {
         if let Some(ix) = self.by_id.get(id) {
@@ -590,11 +584,6 @@ impl Plan {
             )
         };
         Err(Error::usage(format!("no node `{id}` in this experiment")).with_help(help))
-    }
-
-    pub fn describe(&self, ix: NodeIndex) -> serde_json::Value {
-        let n = &self.graph[ix];
-        json!({"id": n.id, "kind": n.task.kind(), "key": n.key})
     }
 }
 

@@ -1,6 +1,8 @@
 //! End-to-end: build a temp dir with a synthetic subject, run the `runner`
 //! binary, and assert stdout, stderr, the run logs and the files it writes.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -341,14 +343,7 @@ fn data_errors_say_what_to_fix() {
 
 fn fit_entry(env: &Env, id: &str) -> PathBuf {
     let explain = env.run(&["explain", "exp.toml", id]);
-    let text = String::from_utf8_lossy(&explain.stdout).to_string();
-    let key = text
-        .lines()
-        .find_map(|l| l.strip_prefix("key:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    env.path("cache/entries").join(&key[..2]).join(key)
+    common::entry_dir(&explain.stdout, &env.path("cache"))
 }
 
 #[test]

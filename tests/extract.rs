@@ -2,6 +2,8 @@
 //! tiny AlexNets (the golden-test checkpoints), and checks the cached feature
 //! matrices against the library's forward pass on the same images.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -118,19 +120,8 @@ impl Env {
     /// The verified bytes of a tap in the extract node's cache entry.
     fn tap(&self, source: &str, tap: &str) -> runner::npy::Array<f32> {
         let out = self.run(&["explain", "exp.toml", &format!("extract/s1/{source}")]);
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("key:"))
-            .unwrap()
-            .trim()
-            .to_string();
-        let path = self
-            .dir
-            .join("cache/entries")
-            .join(&key[..2])
-            .join(&key)
-            .join(format!("{tap}.npy"));
+        let path =
+            common::entry_dir(&out.stdout, &self.dir.join("cache")).join(format!("{tap}.npy"));
         runner::npy::read_f32(&path).unwrap()
     }
 }

@@ -27,13 +27,16 @@ pub struct FitOut {
     pub at_upper_edge: usize,
 }
 
+/// The smallest and largest α: the grid need not be sorted.
+fn grid_edges(grid: &[f64]) -> (f64, f64) {
+    grid.iter()
+        .fold((f64::INFINITY, 0f64), |(l, h), &a| (l.min(a), h.max(a)))
+}
+
 impl FitOut {
     /// A sentence for the user when the grid probably does not bracket the optimum.
     pub fn edge_warning(&self, grid: &[f64]) -> Option<String> {
-        let (lo, hi) = (
-            grid.iter().cloned().fold(f64::INFINITY, f64::min),
-            grid.iter().cloned().fold(0.0, f64::max),
-        );
+        let (lo, hi) = grid_edges(grid);
         let which = |n: usize, edge: &str, a: f64| {
             (n > 0).then(|| {
                 if self.alpha_per_voxel {
@@ -81,10 +84,7 @@ impl FitTask {
         let cv = ridge::ridge_cv(&dec, &y_roi, v, &self.alpha_grid, self.alpha_per_voxel);
         let alphas: Vec<f64> = cv.alpha_index.iter().map(|&i| self.alpha_grid[i]).collect();
         // The grid need not be sorted: edges are its smallest and largest values.
-        let (lo, hi) = self
-            .alpha_grid
-            .iter()
-            .fold((f64::INFINITY, 0f64), |(l, h), &a| (l.min(a), h.max(a)));
+        let (lo, hi) = grid_edges(&self.alpha_grid);
         ctx.out.write_npy(
             "y_pred.npy",
             &[dec.cross.nrows(), v],

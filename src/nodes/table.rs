@@ -68,13 +68,19 @@ impl TableTask {
         let (mut v_index, mut v_ncsnr, mut v_nc, mut v_alpha) = (vec![], vec![], vec![], vec![]);
         let mut v_values: Vec<Vec<f64>> = vec![Vec::new(); self.metrics.len()];
 
+        // One voxel table per subject, read (and hashed) once rather than once per row.
+        let mut voxel_tables = std::collections::HashMap::new();
         for row in &self.rows {
             let id = row.id();
             let fit = ctx.input(&format!("fit:{id}"))?;
             let score = ctx.input(&format!("score:{id}"))?;
             let roi = ctx.input(&format!("roi:{id}"))?;
-            let voxels =
-                super::subject::read_voxels(ctx.input(&format!("subject:{}", row.subject))?)?;
+            if !voxel_tables.contains_key(&row.subject) {
+                let t =
+                    super::subject::read_voxels(ctx.input(&format!("subject:{}", row.subject))?)?;
+                voxel_tables.insert(row.subject.clone(), t);
+            }
+            let voxels = &voxel_tables[&row.subject];
             let fit_meta: super::fit::FitOut = fit.read_json("fit.json")?;
             let alphas = fit.read_f64("alpha.npy")?.data;
             let idx = as_indices(&roi.read_f64("indices.npy")?);
