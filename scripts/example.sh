@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fresh machine → the example experiments: build runner, make the synthetic
-# subject (once), run experiments/synthetic.toml (precomputed features) and
-# experiments/hw2_models.toml (AlexNets run by runner). Needs only cargo.
+# subject (once), run experiments/synthetic.toml (precomputed features),
+# experiments/hw2_models.toml (AlexNets run by runner) and
+# experiments/hw2_cpu.toml (HW2 with a Barcode AlexNet runner trains, CPU-sized).
+# Needs only cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # --all-targets: the same dependency features as `cargo test`, so the two
@@ -11,3 +13,4 @@ bin="${CARGO_TARGET_DIR:-target}/debug/runner"
 [ -f data/synth01/subject.json ] || "$bin" synth data/synth01
 "$bin" exec experiments/synthetic.toml
 "$bin" exec experiments/hw2_models.toml
+"$bin" exec experiments/hw2_cpu.toml

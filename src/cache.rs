@@ -94,7 +94,7 @@ pub struct EntryLock {
 
 impl Cache {
     pub fn open(root: &Path) -> Result<Cache> {
-        for sub in ["entries", "locks", "nodes", "runs"] {
+        for sub in ["entries", "locks", "nodes", "runs", "work"] {
             let d = root.join(sub);
             fs::create_dir_all(&d).at(&d)?;
         }
@@ -105,6 +105,12 @@ impl Cache {
 
     pub fn entry_dir(&self, key: &str) -> PathBuf {
         self.root.join("entries").join(&key[..2]).join(key)
+    }
+
+    /// A node's resumable scratch state (training checkpoints), kept across
+    /// killed runs and removed after the entry is committed.
+    pub fn work_dir(&self, key: &str) -> PathBuf {
+        self.root.join("work").join(key)
     }
 
     pub fn runs_dir(&self) -> PathBuf {

@@ -44,7 +44,12 @@ pub enum Command {
         json: bool,
     },
     /// Print the DAG: node ids, keys, and whether each is fresh or stale (and why).
-    Plan { file: PathBuf },
+    Plan {
+        file: PathBuf,
+        /// Print the nodes as one JSON object on stdout (id, kind, key, stale reason).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a node's key is made of and what changed since it was cached.
     Explain { file: PathBuf, node: String },
     /// Cache size, entry count and the last runs.
@@ -158,9 +163,25 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Plan { file } => {
+        Command::Plan { file, json } => {
             let plan = load_plan(&file)?;
             let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
+            if json {
+                let nodes: Vec<serde_json::Value> = plan
+                    .topo()
+                    .into_iter()
+                    .map(|ix| {
+                        let n = &plan.graph[ix];
+                        let stale = match plan.freshness(&cache, ix) {
+                            Freshness::Fresh => None,
+                            Freshness::Stale(why) => Some(why),
+                        };
+                        json!({"id": n.id, "kind": n.components.kind, "key": n.key, "stale": stale})
+                    })
+                    .collect();
+                println!("{}", json!({ "nodes": nodes }));
+                return Ok(());
+            }
             let mut stale = 0;
             for ix in plan.topo() {
                 let n = &plan.graph[ix];

@@ -137,12 +137,14 @@ fn run_one(
         .map(|(role, up)| Ok((role, cache.open_entry(&plan.graph[up].key)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
     let writer = cache.writer(&node.key)?;
+    let work = cache.work_dir(&node.key);
     let started = Instant::now();
     node.task
         .run(&Ctx {
             node: &node.id,
             upstream,
             out: &writer,
+            work: &work,
             progress: bar,
         })
         .map_err(|e| e.in_node(&node.id))?;
@@ -160,6 +162,9 @@ fn run_one(
         started.elapsed().as_secs_f64(),
     )?;
     cache.record_node(exp, &node.id, &node.components)?;
+    if work.exists() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     Ok((
         if corrupt.is_some() {
             Outcome::Recomputed
@@ -350,12 +355,13 @@ fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     let dir: &Path = &plan.experiment.results_dir;
     std::fs::create_dir_all(dir).at(dir)?;
     let mut names = Vec::new();
-    for &ix in &plan.outputs {
-        let entry = cache.open_entry(&plan.graph[ix].key)?;
+    for (ix, prefix) in &plan.outputs {
+        let entry = cache.open_entry(&plan.graph[*ix].key)?;
         for name in entry.manifest.files.keys() {
             let bytes = entry.read(name)?;
-            write_atomic(&dir.join(name), &bytes)?;
-            names.push(name.clone());
+            let out = format!("{prefix}{name}");
+            write_atomic(&dir.join(&out), &bytes)?;
+            names.push(out);
         }
     }
     let index = dir.join(RESULTS_INDEX);

@@ -3,7 +3,8 @@
 //! Read top-down: [`config`] (TOML → checked experiment) → [`plan`] (DAG of
 //! content-keyed nodes) → [`cache`] (atomic, locked, verified entries) →
 //! [`exec`] (parallel scheduler) → [`nodes`] (one file per node kind), with
-//! the numerics in [`ridge`] and [`metrics`] and the data layout in [`nsd`].
+//! the numerics in [`ridge`] and [`metrics`], the data layout in [`nsd`], and
+//! training on HW2's Barcode task in [`train`] and [`barcode`].
 
 // Errors carry the TOML source for miette; they are rare and cold, so their
 // size does not matter.
@@ -25,3 +26,4 @@ pub mod plan;
 pub mod preprocess;
 pub mod ridge;
 pub mod synth;
+pub mod train;

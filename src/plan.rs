@@ -32,8 +32,9 @@ pub struct Plan {
     /// Edges point from an upstream node to the node reading it; the weight is the role.
     pub graph: DiGraph<Node, String>,
     pub by_id: HashMap<String, NodeIndex>,
-    /// Nodes whose files are the experiment's results, copied to `results_dir`.
-    pub outputs: Vec<NodeIndex>,
+    /// Nodes whose files are the experiment's results, copied to
+    /// `results_dir` with a file-name prefix (a trained model's name).
+    pub outputs: Vec<(NodeIndex, String)>,
 }
 
 /// Freshness of a node against the cache, with the reason when stale.
@@ -101,6 +102,29 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
         graph: DiGraph::new(),
         by_id: HashMap::new(),
     };
+
+    // Nets runner trains come first: nothing upstream, and every extract of
+    // the model reads the entry as its checkpoint.
+    let mut train_nodes = HashMap::new();
+    for m in &exp.models {
+        if let crate::config::Weights::Trained { seed, train } = &m.weights {
+            let task = nodes::train::TrainTask {
+                arch: "alexnet".into(),
+                model: m.config.clone(),
+                seed: *seed,
+                train: train.clone(),
+            };
+            let mem = task.mem_bytes();
+            let ix = b.add(
+                format!("train/{}", m.name),
+                Task::Train(task),
+                vec![],
+                BTreeMap::new(),
+                mem,
+            );
+            train_nodes.insert(m.name.clone(), ix);
+        }
+    }
 
     let mut subject_nodes = HashMap::new();
     let mut roi_nodes = HashMap::new();
@@ -225,6 +249,7 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
                     device,
                 } => Some(add_extract(
                     &mut b,
+                    &train_nodes,
                     exp,
                     dir,
                     sname,
@@ -348,7 +373,12 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
         BTreeMap::new(),
         64 << 20,
     );
-    let mut outputs = vec![table];
+    let mut outputs: Vec<(NodeIndex, String)> = train_nodes
+        .iter()
+        .map(|(name, &ix)| (ix, format!("{name}_")))
+        .collect();
+    outputs.sort();
+    outputs.push((table, String::new()));
 
     let mut roi_names: Vec<String> = exp.rois.iter().map(|r| r.name.clone()).collect();
     roi_names.sort_by_key(|r| natural_key(r));
@@ -383,7 +413,7 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
             BTreeMap::new(),
             256 << 20,
         );
-        outputs.push(ix);
+        outputs.push((ix, String::new()));
     }
 
     Ok(Plan {
@@ -451,6 +481,7 @@ fn npy_layer(
 #[allow(clippy::too_many_arguments)]
 fn add_extract(
     b: &mut Builder,
+    train_nodes: &HashMap<String, NodeIndex>,
     exp: &Experiment,
     dir: &SubjectDir,
     sname: &str,
@@ -483,8 +514,13 @@ fn add_extract(
             .to_string();
         inputs.insert(rel, hash_file(f)?);
     }
+    let mut upstream = vec![];
     let (seed, checkpoint) = match &spec.weights {
         crate::config::Weights::Random { seed } => (Some(*seed), None),
+        crate::config::Weights::Trained { .. } => {
+            upstream.push(("weights".to_string(), train_nodes[model]));
+            (None, None)
+        }
         crate::config::Weights::Checkpoint { path, span } => {
             if !path.is_file() {
                 return Err(exp
@@ -520,7 +556,7 @@ fn add_extract(
             batch_size,
             device,
         }),
-        vec![],
+        upstream,
         inputs,
         mem,
     ))

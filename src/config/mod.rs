@@ -135,6 +135,11 @@ pub struct ModelSpec {
 pub enum Weights {
     Random { seed: u64 },
     Checkpoint { path: PathBuf, span: Range<usize> },
+    /// Trained by runner from a random init with this seed.
+    Trained {
+        seed: u64,
+        train: crate::train::spec::TrainSpec,
+    },
 }
 
 impl FeatureSource {
@@ -520,6 +525,23 @@ impl Validator<'_> {
                 "hidden and num_classes must be > 0 and dropout in [0, 1)",
             );
         }
+        if let Some(t) = raw.train {
+            if let Some(c) = &raw.checkpoint {
+                return self.err(
+                    c.span(),
+                    "a trained model starts from a random init: give `seed`, not `checkpoint` (fine-tuning is not supported)",
+                );
+            }
+            let train = self.train(&name, t, &config)?;
+            return Ok(ModelSpec {
+                name,
+                config,
+                weights: Weights::Trained {
+                    seed: raw.seed.map_or(0, |s| *s.get_ref()),
+                    train,
+                },
+            });
+        }
         let weights = match (raw.checkpoint, raw.seed) {
             (Some(c), None) => Weights::Checkpoint {
                 span: c.span(),
@@ -539,6 +561,175 @@ impl Validator<'_> {
             name,
             config,
             weights,
+        })
+    }
+
+    fn device(&self, raw: Option<&Spanned<String>>) -> Result<DeviceChoice> {
+        match raw.map(|d| d.get_ref().as_str()) {
+            None | Some("auto") => Ok(DeviceChoice::Auto),
+            Some("cpu") => Ok(DeviceChoice::Cpu),
+            Some("cuda") => Ok(DeviceChoice::Cuda),
+            Some(other) => self.err(
+                raw.unwrap().span(),
+                format!("unknown device `{other}` (auto, cpu, cuda)"),
+            ),
+        }
+    }
+
+    fn train(
+        &self,
+        model: &str,
+        raw: Spanned<raw::RawTrain>,
+        config: &crate::model::alexnet::AlexNetConfig,
+    ) -> Result<crate::train::spec::TrainSpec> {
+        use crate::train::spec::{BarcodeData, Optimizer, Schedule, TrainSpec};
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let at = |s: &Option<Spanned<f64>>| s.as_ref().map_or(span.clone(), |x| x.span());
+        if let Some(t) = &raw.task
+            && t.get_ref() != "barcode"
+        {
+            return self.err(t.span(), format!("unknown training task `{}`", t.get_ref()))
+                .map_err(|e| e.with_help("runner trains on task = \"barcode\" (HW2's Barcode dataset)"));
+        }
+        if config.num_classes != crate::barcode::BITS {
+            return self.err(
+                span,
+                format!(
+                    "models.{model}: the Barcode task has 32 outputs (one per bit) but num_classes = {}",
+                    config.num_classes
+                ),
+            )
+            .map_err(|e| e.with_help("set num_classes = 32"));
+        }
+        let positive = |v: &Option<Spanned<u64>>, default: u64, what: &str| -> Result<u64> {
+            match v {
+                None => Ok(default),
+                Some(x) if *x.get_ref() > 0 => Ok(*x.get_ref()),
+                Some(x) => self.err(x.span(), format!("{what} must be ≥ 1")),
+            }
+        };
+        let train_length = positive(&raw.train_length, 1_000_000, "train_length")?;
+        let val_length = positive(
+            &raw.val_length.as_ref().map(|v| Spanned::new(v.span(), *v.get_ref() as u64)),
+            50_000,
+            "val_length",
+        )? as usize;
+        // The validation integers are drawn without replacement from 2³².
+        if val_length > 100_000_000 {
+            let sp = raw.val_length.as_ref().map_or(span.clone(), |x| x.span());
+            return self.err(sp, "val_length must be ≤ 100,000,000");
+        }
+        let batch_size = positive(
+            &raw.batch_size.as_ref().map(|v| Spanned::new(v.span(), *v.get_ref() as u64)),
+            128,
+            "batch_size",
+        )? as usize;
+        let dataset = BarcodeData {
+            train_length,
+            val_length,
+            seed: raw.data_seed.unwrap_or(1110),
+            val_seed: raw.val_seed.unwrap_or(2025),
+        };
+        let steps_per_epoch = train_length.div_ceil(batch_size as u64);
+        let steps = match (&raw.epochs, &raw.steps) {
+            (Some(e), None) => positive(&Some(e.clone()), 1, "epochs")? * steps_per_epoch,
+            (None, Some(s)) => positive(&Some(s.clone()), 1, "steps")?,
+            (None, None) => {
+                return self.err(span, format!("models.{model}.train needs `epochs` or `steps`"))
+                    .map_err(|e| e.with_help("HW2 trains for a number of epochs of 1,000,000 samples; a CPU run can set steps = N"));
+            }
+            (Some(_), Some(s)) => return self.err(s.span(), "give `epochs` or `steps`, not both"),
+        };
+        let lr = *raw.lr.get_ref();
+        if !(lr.is_finite() && lr > 0.0) {
+            return self.err(raw.lr.span(), "lr must be a positive number");
+        }
+        let unit = |v: &Option<Spanned<f64>>, default: f64, what: &str, hi_open: bool| -> Result<f64> {
+            let x = v.as_ref().map_or(default, |x| *x.get_ref());
+            let ok = x.is_finite() && x >= 0.0 && if hi_open { x < 1.0 } else { true };
+            if ok {
+                Ok(x)
+            } else {
+                self.err(
+                    at(v),
+                    format!("{what} must be {}", if hi_open { "in [0, 1)" } else { "≥ 0" }),
+                )
+            }
+        };
+        let weight_decay = unit(&raw.weight_decay, 5e-4, "weight_decay", false)?;
+        let optimizer = match raw.optimizer.as_ref().map(|o| o.get_ref().as_str()) {
+            None | Some("sgd") => {
+                if let Some(b) = &raw.betas {
+                    return self.err(b.span(), "betas are Adam's; this optimizer is SGD");
+                }
+                Optimizer::Sgd {
+                    momentum: unit(&raw.momentum, 0.9, "momentum", true)?,
+                    weight_decay,
+                    nesterov: raw.nesterov.unwrap_or(false),
+                }
+            }
+            Some("adam") => {
+                if let Some(m) = &raw.momentum {
+                    return self.err(m.span(), "momentum is SGD's; Adam takes betas = [b1, b2]");
+                }
+                let (beta1, beta2) = match &raw.betas {
+                    None => (0.9, 0.999),
+                    Some(b) => match b.get_ref()[..] {
+                        [b1, b2] if (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2) => (b1, b2),
+                        _ => return self.err(b.span(), "betas must be two numbers in [0, 1)"),
+                    },
+                };
+                let eps = raw.eps.as_ref().map_or(1e-8, |e| *e.get_ref());
+                if !(eps.is_finite() && eps > 0.0) {
+                    return self.err(at(&raw.eps), "eps must be > 0");
+                }
+                Optimizer::Adam {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                }
+            }
+            Some(other) => {
+                return self.err(
+                    raw.optimizer.as_ref().unwrap().span(),
+                    format!("unknown optimizer `{other}` (sgd, adam)"),
+                );
+            }
+        };
+        let schedule = match raw.schedule.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("constant") => Schedule::Constant,
+            Some("step") => Schedule::Step {
+                every_epochs: positive(&raw.lr_step_epochs, 30, "lr_step_epochs")?,
+                gamma: unit(&raw.lr_gamma, 0.1, "lr_gamma", false)?,
+            },
+            Some("cosine") => {
+                let min_lr = unit(&raw.min_lr, 0.0, "min_lr", false)?;
+                if min_lr > lr || lr > 1.0 {
+                    return self.err(at(&raw.min_lr), "cosine needs 0 ≤ min_lr ≤ lr ≤ 1");
+                }
+                Schedule::Cosine { min_lr }
+            }
+            Some(other) => {
+                return self.err(
+                    raw.schedule.as_ref().unwrap().span(),
+                    format!("unknown schedule `{other}` (constant, step, cosine)"),
+                );
+            }
+        };
+        let eval_every = positive(&raw.eval_every, steps_per_epoch, "eval_every")?;
+        let checkpoint_every = positive(&raw.checkpoint_every, eval_every, "checkpoint_every")?;
+        Ok(TrainSpec {
+            dataset,
+            batch_size,
+            steps,
+            lr,
+            optimizer,
+            schedule,
+            eval_every,
+            checkpoint_every,
+            device: self.device(raw.device.as_ref())?,
         })
     }
 
@@ -598,17 +789,7 @@ impl Validator<'_> {
                     Some(b) if *b.get_ref() > 0 => *b.get_ref(),
                     Some(b) => return self.err(b.span(), "batch_size must be ≥ 1"),
                 };
-                let device = match raw.device.as_ref().map(|d| d.get_ref().as_str()) {
-                    None | Some("auto") => DeviceChoice::Auto,
-                    Some("cpu") => DeviceChoice::Cpu,
-                    Some("cuda") => DeviceChoice::Cuda,
-                    Some(other) => {
-                        return self.err(
-                            raw.device.as_ref().unwrap().span(),
-                            format!("unknown device `{other}` (auto, cpu, cuda)"),
-                        );
-                    }
-                };
+                let device = self.device(raw.device.as_ref())?;
                 FeatureKind::Extract {
                     model: model.into_inner(),
                     preprocess,

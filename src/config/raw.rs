@@ -75,6 +75,45 @@ pub struct RawModel {
     pub checkpoint: Option<Spanned<PathBuf>>,
     /// Seed of the random initialisation (no checkpoint).
     pub seed: Option<Spanned<u64>>,
+    /// Train the net here (on HW2's Barcode task) instead of loading weights.
+    pub train: Option<Spanned<RawTrain>>,
+}
+
+/// `[models.NAME.train]`. Defaults are HW2's (1M/50k samples) and HW1's
+/// optimizer (SGD, momentum 0.9, weight decay 5e-4).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrain {
+    /// Only "barcode" today.
+    pub task: Option<Spanned<String>>,
+    pub train_length: Option<Spanned<u64>>,
+    pub val_length: Option<Spanned<usize>>,
+    /// The dataset's seed (training draws, validation shuffle).
+    pub data_seed: Option<u64>,
+    /// Seed of the fixed validation integers.
+    pub val_seed: Option<u64>,
+    pub batch_size: Option<Spanned<usize>>,
+    pub epochs: Option<Spanned<u64>>,
+    pub steps: Option<Spanned<u64>>,
+    /// "sgd" or "adam".
+    pub optimizer: Option<Spanned<String>>,
+    pub lr: Spanned<f64>,
+    pub momentum: Option<Spanned<f64>>,
+    pub nesterov: Option<bool>,
+    pub weight_decay: Option<Spanned<f64>>,
+    pub betas: Option<Spanned<Vec<f64>>>,
+    pub eps: Option<Spanned<f64>>,
+    /// "constant", "step" or "cosine".
+    pub schedule: Option<Spanned<String>>,
+    pub lr_step_epochs: Option<Spanned<u64>>,
+    pub lr_gamma: Option<Spanned<f64>>,
+    pub min_lr: Option<Spanned<f64>>,
+    /// Validate every N steps (default: every epoch).
+    pub eval_every: Option<Spanned<u64>>,
+    /// Save resumable state every N steps (default: at every validation).
+    pub checkpoint_every: Option<Spanned<u64>>,
+    /// "auto", "cpu" or "cuda".
+    pub device: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +145,14 @@ impl AlexNet {
     /// Runs the net up to the deepest requested module and returns each
     /// requested module's output flattened to images × features, in `wanted` order.
     pub fn forward_taps(&self, x: Tensor<4>, wanted: &[&str]) -> Vec<Tensor<2>> {
+        self.run(x, wanted, 0.0)
+    }
+
+    /// torchvision's forward with `classifier.0` and `classifier.3` as
+    /// Dropout(p). Dropout only acts on an autodiff device (training); on a
+    /// plain device this is `forward`.
+    fn run(&self, x: Tensor<4>, wanted: &[&str], dropout: f64) -> Vec<Tensor<2>> {
+        let drop = DropoutConfig::new(dropout).init();
         let last = wanted
             .iter()
             .filter_map(|w| MODULES.iter().position(|m| m == w))
@@ -192,11 +200,13 @@ impl AlexNet {
             let pooled = self.avgpool.forward(h);
             let z = pooled.flatten::<2>(1, 3);
             keep(13, &|| z.clone());
+            let z = drop.forward(z);
             keep(14, &|| z.clone());
             let a = self.fc1.forward(z);
             keep(15, &|| a.clone());
             let a = self.relu.forward(a);
             keep(16, &|| a.clone());
+            let a = drop.forward(a);
             keep(17, &|| a.clone());
             if last >= 18 {
                 let b = self.fc2.forward(a);
@@ -212,9 +222,16 @@ impl AlexNet {
         got.into_iter().map(|t| t.expect("tap computed")).collect()
     }
 
-    /// Logits, for training.
+    /// Logits in eval mode (no dropout).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_taps(x, &["classifier.6"])
+            .pop()
+            .expect("one output")
+    }
+
+    /// Logits in train mode: Dropout(p) before fc1 and fc2, as torchvision.
+    pub fn forward_train(&self, x: Tensor<4>, dropout: f64) -> Tensor<2> {
+        self.run(x, &["classifier.6"], dropout)
             .pop()
             .expect("one output")
     }

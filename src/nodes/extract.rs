@@ -92,6 +92,11 @@ impl ExtractTask {
             ctx.progress.set_message("loading checkpoint");
             load_weights(&mut net, path)?;
         }
+        // A net runner trained: its train entry's torchvision-named export.
+        if let Ok(trained) = ctx.input("weights") {
+            ctx.progress.set_message("loading trained weights");
+            load_weights(&mut net, &super::train::checkpoint_of(trained)?)?;
+        }
         let modules: Vec<&str> = self
             .taps
             .iter()

@@ -3,8 +3,8 @@
 //! and a `run` that reads verified upstream entries and writes its own.
 //!
 //! Data flows one way: subject → roi; features → decompose; decompose + roi →
-//! fit → score → table → plot. Model training and extraction plug in as new
-//! kinds that produce what `decompose` reads.
+//! fit → score → table → plot; train → extract → decompose when features come
+//! from a net (train only for nets runner trains itself).
 
 pub mod decompose;
 pub mod extract;
@@ -14,6 +14,7 @@ pub mod roi;
 pub mod score;
 pub mod subject;
 pub mod table;
+pub mod train;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,7 @@ use crate::error::{Error, Result};
 pub enum Task {
     Subject(subject::SubjectTask),
     Roi(roi::RoiTask),
+    Train(train::TrainTask),
     Extract(extract::ExtractTask),
     Decompose(decompose::DecomposeTask),
     Fit(fit::FitTask),
@@ -41,6 +43,7 @@ impl Task {
         match self {
             Task::Subject(_) => "subject",
             Task::Roi(_) => "roi",
+            Task::Train(_) => "train",
             Task::Extract(_) => "extract",
             Task::Decompose(_) => "decompose",
             Task::Fit(_) => "fit",
@@ -55,6 +58,7 @@ impl Task {
         let v = match self {
             Task::Subject(_) => subject::VERSION,
             Task::Roi(_) => roi::VERSION,
+            Task::Train(_) => train::VERSION,
             Task::Extract(_) => extract::VERSION,
             Task::Decompose(_) => decompose::VERSION,
             Task::Fit(_) => fit::VERSION,
@@ -69,6 +73,7 @@ impl Task {
         match self {
             Task::Subject(t) => t.run(ctx),
             Task::Roi(t) => t.run(ctx),
+            Task::Train(t) => t.run(ctx),
             Task::Extract(t) => t.run(ctx),
             Task::Decompose(t) => t.run(ctx),
             Task::Fit(t) => t.run(ctx),
@@ -84,6 +89,9 @@ pub struct Ctx<'a> {
     pub node: &'a str,
     pub upstream: BTreeMap<String, Entry>,
     pub out: &'a EntryWriter,
+    /// Scratch space that survives a killed run (resumable state); removed
+    /// once the entry is committed.
+    pub work: &'a std::path::Path,
     pub progress: &'a ProgressBar,
 }
 
@@ -92,6 +100,16 @@ impl Ctx<'_> {
         self.upstream
             .get(role)
             .ok_or_else(|| Error::node(self.node, format!("missing upstream `{role}`")))
+    }
+
+    /// A line for the user on stderr (above the progress bars when they are drawn).
+    pub fn note(&self, message: impl AsRef<str>) {
+        let line = format!("{}: {}", self.node, message.as_ref());
+        if self.progress.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.progress.println(line);
+        }
     }
 
     pub fn fail(&self, message: impl Into<String>) -> Error {

@@ -16,7 +16,7 @@ use crate::error::Result;
 
 pub const VERSION: u32 = 1;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,7 +38,7 @@ pub struct PlotTask {
     pub name_subject: bool,
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font ships inside the binary, so plots need no system fontconfig.
