@@ -68,7 +68,10 @@ fn a_short_training_run_lowers_the_loss() {
     let (first, last) = (&out.history[0], out.history.last().unwrap());
     assert_eq!((first.step, last.step, last.samples), (0, 50, 1600));
     // Untrained: logits near 0, so BCE ≈ ln 2 and bits at chance.
-    assert!((first.val_loss - std::f64::consts::LN_2).abs() < 0.01, "{first:?}");
+    assert!(
+        (first.val_loss - std::f64::consts::LN_2).abs() < 0.01,
+        "{first:?}"
+    );
     assert!((first.val_bit_acc - 0.5).abs() < 0.03, "{first:?}");
     // 50 Adam steps take the validation loss clearly below chance (measured
     // 0.6933 → 0.6729, bit accuracy 0.50 → 0.56) and the bits above chance.
@@ -77,7 +80,10 @@ fn a_short_training_run_lowers_the_loss() {
         "val loss did not drop: {first:?} → {last:?}"
     );
     assert!(last.val_bit_acc > 0.53, "{last:?}");
-    assert!(last.train_loss.unwrap() < std::f64::consts::LN_2, "{last:?}");
+    assert!(
+        last.train_loss.unwrap() < std::f64::consts::LN_2,
+        "{last:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -86,7 +92,8 @@ fn a_short_training_run_lowers_the_loss() {
 
 fn runner() -> Command {
     let mut c = Command::cargo_bin("runner").unwrap();
-    c.env_remove("RUNNER_CACHE").env_remove("RUNNER_TEST_STEP_MS");
+    c.env_remove("RUNNER_CACHE")
+        .env_remove("RUNNER_TEST_STEP_MS");
     c
 }
 
@@ -148,11 +155,24 @@ impl Env {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let out = runner()
-            .args(["synth", "data/s1", "--n-train", "40", "--n-val", "10", "--n-test", "20"])
+            .args([
+                "synth",
+                "data/s1",
+                "--n-train",
+                "40",
+                "--n-val",
+                "10",
+                "--n-test",
+                "20",
+            ])
             .current_dir(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         fs::write(dir.join("exp.toml"), experiment(train_extra)).unwrap();
         Env { _tmp: tmp, dir }
     }
@@ -220,7 +240,10 @@ fn a_killed_training_run_resumes_and_ends_where_an_uninterrupted_run_ends() {
         {
             break step;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no training state appeared");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no training state appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     child.kill().unwrap(); // SIGKILL, mid-training
@@ -268,15 +291,32 @@ fn the_export_has_torchvision_names_and_layouts_and_reloads_to_the_same_net() {
             .map(|v| v.as_u64().unwrap())
             .collect()
     };
-    let mut keys: Vec<&String> = header.as_object().unwrap().keys().filter(|k| *k != "__metadata__").collect();
+    let mut keys: Vec<&String> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
         [
-            "classifier.1.bias", "classifier.1.weight", "classifier.4.bias", "classifier.4.weight",
-            "classifier.6.bias", "classifier.6.weight", "features.0.bias", "features.0.weight",
-            "features.10.bias", "features.10.weight", "features.3.bias", "features.3.weight",
-            "features.6.bias", "features.6.weight", "features.8.bias", "features.8.weight",
+            "classifier.1.bias",
+            "classifier.1.weight",
+            "classifier.4.bias",
+            "classifier.4.weight",
+            "classifier.6.bias",
+            "classifier.6.weight",
+            "features.0.bias",
+            "features.0.weight",
+            "features.10.bias",
+            "features.10.weight",
+            "features.3.bias",
+            "features.3.weight",
+            "features.6.bias",
+            "features.6.weight",
+            "features.8.bias",
+            "features.8.weight",
         ]
     );
     // PyTorch layouts: conv out×in×k×k, Linear out×in.
@@ -312,13 +352,29 @@ fn the_export_has_torchvision_names_and_layouts_and_reloads_to_the_same_net() {
     assert_eq!(la, lb);
     // And the trained net is not the random init it started from.
     let init = tiny_net().init(&device);
-    let w0 = init.fc3.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let w0 = init
+        .fc3
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let w1 = a.fc3.weight.val().into_data().try_to_vec::<f32>().unwrap();
     assert_ne!(w0, w1);
 
     // The other results of the run.
-    for f in ["barcode_learning_curves.png", "barcode_learning_curves.svg", "barcode_conv1_filters.png"] {
-        assert!(fs::metadata(env.path(&format!("results/{f}"))).unwrap().len() > 1000, "{f}");
+    for f in [
+        "barcode_learning_curves.png",
+        "barcode_learning_curves.svg",
+        "barcode_conv1_filters.png",
+    ] {
+        assert!(
+            fs::metadata(env.path(&format!("results/{f}")))
+                .unwrap()
+                .len()
+                > 1000,
+            "{f}"
+        );
     }
     let png = fs::read(env.path("results/barcode_conv1_filters.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
@@ -335,14 +391,27 @@ fn the_export_has_torchvision_names_and_layouts_and_reloads_to_the_same_net() {
 }
 
 fn plan_keys(env: &Env) -> Vec<(String, String)> {
-    let out = runner().args(["plan", "exp.toml", "--json"]).current_dir(&env.dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = runner()
+        .args(["plan", "exp.toml", "--json"])
+        .current_dir(&env.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["nodes"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["id"].as_str().unwrap().to_string(), n["key"].as_str().unwrap().to_string()))
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["key"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -351,27 +420,56 @@ fn the_train_key_covers_what_changes_the_weights_and_nothing_else() {
     let env = Env::new("");
     let base = plan_keys(&env);
     let key = |keys: &[(String, String)], id: &str| {
-        keys.iter().find(|(i, _)| i == id).unwrap_or_else(|| panic!("no {id}")).1.clone()
+        keys.iter()
+            .find(|(i, _)| i == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+            .1
+            .clone()
     };
     assert_eq!(base[0].0, "train/barcode", "train comes first: {base:?}");
     // How often state is saved, and on which device, change no key.
-    fs::write(env.path("exp.toml"), experiment("checkpoint_every = 1\ndevice = \"cpu\"")).unwrap();
+    fs::write(
+        env.path("exp.toml"),
+        experiment("checkpoint_every = 1\ndevice = \"cpu\""),
+    )
+    .unwrap();
     assert_eq!(plan_keys(&env), base);
     // The learning rate changes the train key and every extract downstream.
-    fs::write(env.path("exp.toml"), experiment("").replace("lr = 0.01", "lr = 0.02")).unwrap();
+    fs::write(
+        env.path("exp.toml"),
+        experiment("").replace("lr = 0.01", "lr = 0.02"),
+    )
+    .unwrap();
     let lr = plan_keys(&env);
     assert_ne!(key(&lr, "train/barcode"), key(&base, "train/barcode"));
-    assert_ne!(key(&lr, "extract/s1/barcode"), key(&base, "extract/s1/barcode"));
+    assert_ne!(
+        key(&lr, "extract/s1/barcode"),
+        key(&base, "extract/s1/barcode")
+    );
     assert_eq!(key(&lr, "roi/s1/V1"), key(&base, "roi/s1/V1"));
     // So do the dataset seed and the init seed.
     fs::write(env.path("exp.toml"), experiment("data_seed = 7")).unwrap();
-    assert_ne!(key(&plan_keys(&env), "train/barcode"), key(&base, "train/barcode"));
-    fs::write(env.path("exp.toml"), experiment("").replace("seed = 5", "seed = 6")).unwrap();
-    assert_ne!(key(&plan_keys(&env), "train/barcode"), key(&base, "train/barcode"));
+    assert_ne!(
+        key(&plan_keys(&env), "train/barcode"),
+        key(&base, "train/barcode")
+    );
+    fs::write(
+        env.path("exp.toml"),
+        experiment("").replace("seed = 5", "seed = 6"),
+    )
+    .unwrap();
+    assert_ne!(
+        key(&plan_keys(&env), "train/barcode"),
+        key(&base, "train/barcode")
+    );
 }
 
 fn exec_err(env: &Env) -> (Output, String) {
-    let out = runner().args(["exec", "exp.toml"]).current_dir(&env.dir).output().unwrap();
+    let out = runner()
+        .args(["exec", "exp.toml"])
+        .current_dir(&env.dir)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     (out, err)
 }
@@ -380,10 +478,22 @@ fn exec_err(env: &Env) -> (Output, String) {
 fn bad_train_tables_are_reported_at_their_line() {
     let env = Env::new("");
     let cases: [(String, &str); 5] = [
-        (experiment("steps = 10"), "give `epochs` or `steps`, not both"),
-        (experiment("").replace("num_classes = 32", "num_classes = 10"), "the Barcode task has 32 outputs"),
-        (experiment("").replace("optimizer = \"sgd\"", "optimizer = \"rmsprop\""), "unknown optimizer `rmsprop` (sgd, adam)"),
-        (experiment("betas = [0.9, 0.99]"), "betas are Adam's; this optimizer is SGD"),
+        (
+            experiment("steps = 10"),
+            "give `epochs` or `steps`, not both",
+        ),
+        (
+            experiment("").replace("num_classes = 32", "num_classes = 10"),
+            "the Barcode task has 32 outputs",
+        ),
+        (
+            experiment("").replace("optimizer = \"sgd\"", "optimizer = \"rmsprop\""),
+            "unknown optimizer `rmsprop` (sgd, adam)",
+        ),
+        (
+            experiment("betas = [0.9, 0.99]"),
+            "betas are Adam's; this optimizer is SGD",
+        ),
         (experiment("lr_warmup = 3"), "unknown field `lr_warmup`"),
     ];
     for (text, want) in cases {
@@ -392,6 +502,9 @@ fn bad_train_tables_are_reported_at_their_line() {
         assert!(!out.status.success());
         assert!(err.contains(want), "want {want:?} in:\n{err}");
         assert!(err.contains("exp.toml:"), "no file:line:col in:\n{err}");
-        assert!(!env.path("cache/entries").exists() || fs::read_dir(env.path("cache/entries")).unwrap().count() == 0);
+        assert!(
+            !env.path("cache/entries").exists()
+                || fs::read_dir(env.path("cache/entries")).unwrap().count() == 0
+        );
     }
 }

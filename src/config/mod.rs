@@ -133,8 +133,13 @@ pub struct ModelSpec {
 
 #[derive(Debug, Clone)]
 pub enum Weights {
-    Random { seed: u64 },
-    Checkpoint { path: PathBuf, span: Range<usize> },
+    Random {
+        seed: u64,
+    },
+    Checkpoint {
+        path: PathBuf,
+        span: Range<usize>,
+    },
     /// Trained by runner from a random init with this seed.
     Trained {
         seed: u64,
@@ -589,8 +594,11 @@ impl Validator<'_> {
         if let Some(t) = &raw.task
             && t.get_ref() != "barcode"
         {
-            return self.err(t.span(), format!("unknown training task `{}`", t.get_ref()))
-                .map_err(|e| e.with_help("runner trains on task = \"barcode\" (HW2's Barcode dataset)"));
+            return self
+                .err(t.span(), format!("unknown training task `{}`", t.get_ref()))
+                .map_err(|e| {
+                    e.with_help("runner trains on task = \"barcode\" (HW2's Barcode dataset)")
+                });
         }
         if config.num_classes != crate::barcode::BITS {
             return self.err(
@@ -611,7 +619,9 @@ impl Validator<'_> {
         };
         let train_length = positive(&raw.train_length, 1_000_000, "train_length")?;
         let val_length = positive(
-            &raw.val_length.as_ref().map(|v| Spanned::new(v.span(), *v.get_ref() as u64)),
+            &raw.val_length
+                .as_ref()
+                .map(|v| Spanned::new(v.span(), *v.get_ref() as u64)),
             50_000,
             "val_length",
         )? as usize;
@@ -621,7 +631,9 @@ impl Validator<'_> {
             return self.err(sp, "val_length must be ≤ 100,000,000");
         }
         let batch_size = positive(
-            &raw.batch_size.as_ref().map(|v| Spanned::new(v.span(), *v.get_ref() as u64)),
+            &raw.batch_size
+                .as_ref()
+                .map(|v| Spanned::new(v.span(), *v.get_ref() as u64)),
             128,
             "batch_size",
         )? as usize;
@@ -645,18 +657,22 @@ impl Validator<'_> {
         if !(lr.is_finite() && lr > 0.0) {
             return self.err(raw.lr.span(), "lr must be a positive number");
         }
-        let unit = |v: &Option<Spanned<f64>>, default: f64, what: &str, hi_open: bool| -> Result<f64> {
-            let x = v.as_ref().map_or(default, |x| *x.get_ref());
-            let ok = x.is_finite() && x >= 0.0 && if hi_open { x < 1.0 } else { true };
-            if ok {
-                Ok(x)
-            } else {
-                self.err(
-                    at(v),
-                    format!("{what} must be {}", if hi_open { "in [0, 1)" } else { "≥ 0" }),
-                )
-            }
-        };
+        let unit =
+            |v: &Option<Spanned<f64>>, default: f64, what: &str, hi_open: bool| -> Result<f64> {
+                let x = v.as_ref().map_or(default, |x| *x.get_ref());
+                let ok = x.is_finite() && x >= 0.0 && if hi_open { x < 1.0 } else { true };
+                if ok {
+                    Ok(x)
+                } else {
+                    self.err(
+                        at(v),
+                        format!(
+                            "{what} must be {}",
+                            if hi_open { "in [0, 1)" } else { "≥ 0" }
+                        ),
+                    )
+                }
+            };
         let weight_decay = unit(&raw.weight_decay, 5e-4, "weight_decay", false)?;
         let optimizer = match raw.optimizer.as_ref().map(|o| o.get_ref().as_str()) {
             None | Some("sgd") => {
@@ -676,7 +692,9 @@ impl Validator<'_> {
                 let (beta1, beta2) = match &raw.betas {
                     None => (0.9, 0.999),
                     Some(b) => match b.get_ref()[..] {
-                        [b1, b2] if (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2) => (b1, b2),
+                        [b1, b2] if (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2) => {
+                            (b1, b2)
+                        }
                         _ => return self.err(b.span(), "betas must be two numbers in [0, 1)"),
                     },
                 };

@@ -61,7 +61,11 @@ impl TrainTask {
     /// plus a batch's images and activations kept for the backward pass.
     pub fn mem_bytes(&self) -> u64 {
         let [c1, c2, c3, c4, c5] = self.model.widths;
-        let params = 3 * c1 * 121 + c1 * c2 * 25 + c2 * c3 * 9 + c3 * c4 * 9 + c4 * c5 * 9
+        let params = 3 * c1 * 121
+            + c1 * c2 * 25
+            + c2 * c3 * 9
+            + c3 * c4 * 9
+            + c4 * c5 * 9
             + c5 * 36 * self.model.hidden
             + self.model.hidden * self.model.hidden
             + self.model.hidden * self.model.num_classes;
@@ -83,7 +87,9 @@ impl TrainTask {
             ctx.note(format!("resumed from step {step} of {}", self.train.steps));
         }
         if let Some(why) = &out.discarded_state {
-            ctx.note(format!("saved training state not used ({why}); trained from the start"));
+            ctx.note(format!(
+                "saved training state not used ({why}); trained from the start"
+            ));
         }
 
         // The export: torchvision names, PyTorch layouts.
@@ -121,14 +127,22 @@ impl TrainTask {
         }
         ctx.out.write_bytes("learning_curves.csv", csv.as_bytes())?;
 
-        let last = out.history.last().cloned().expect("at least the step-0 row");
+        let last = out
+            .history
+            .last()
+            .cloned()
+            .expect("at least the step-0 row");
         let title = format!(
             "AlexNet on Barcode — {} steps × batch {}, val bit acc {:.3}, exact match {:.3}",
             last.step, self.train.batch_size, last.val_bit_acc, last.val_exact_match
         );
         for ext in ["png", "svg"] {
-            plots::learning_curves(&ctx.out.path(&format!("learning_curves.{ext}")), &title, &out.history)
-                .map_err(|e| ctx.fail(format!("drawing learning curves: {e}")))?;
+            plots::learning_curves(
+                &ctx.out.path(&format!("learning_curves.{ext}")),
+                &title,
+                &out.history,
+            )
+            .map_err(|e| ctx.fail(format!("drawing learning curves: {e}")))?;
         }
         let w = out
             .model
@@ -138,8 +152,13 @@ impl TrainTask {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| ctx.fail(format!("{e:?}")))?;
-        plots::filter_grid(&ctx.out.path("conv1_filters.png"), &w, self.model.widths[0], 11)
-            .map_err(|e| ctx.fail(format!("drawing conv1 filters: {e}")))?;
+        plots::filter_grid(
+            &ctx.out.path("conv1_filters.png"),
+            &w,
+            self.model.widths[0],
+            11,
+        )
+        .map_err(|e| ctx.fail(format!("drawing conv1 filters: {e}")))?;
 
         ctx.out.write_json(
             "train.json",
@@ -157,8 +176,8 @@ impl TrainTask {
 
 /// The trained weights file inside a train entry, verified against its blake3.
 pub fn checkpoint_of(entry: &crate::cache::Entry) -> Result<std::path::PathBuf> {
-    entry.read("model.safetensors").map_err(|e| {
-        Error::usage(format!("trained weights are unreadable: {e}"))
-    })?;
+    entry
+        .read("model.safetensors")
+        .map_err(|e| Error::usage(format!("trained weights are unreadable: {e}")))?;
     Ok(entry.path("model.safetensors"))
 }

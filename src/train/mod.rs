@@ -17,11 +17,11 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::optim::lr_scheduler::step::StepLrSchedulerConfig;
-use burn::optim::lr_scheduler::constant::ConstantLr;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
+use burn::optim::lr_scheduler::constant::ConstantLr;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::lr_scheduler::step::StepLrSchedulerConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
@@ -114,12 +114,9 @@ fn scheduler(spec: &TrainSpec) -> Result<ModuleLrScheduler> {
         Schedule::Step {
             every_epochs,
             gamma,
-        } => StepLrSchedulerConfig::new(
-            spec.lr,
-            (every_epochs * spec.steps_per_epoch()) as usize,
-        )
-        .with_gamma(gamma)
-        .init(),
+        } => StepLrSchedulerConfig::new(spec.lr, (every_epochs * spec.steps_per_epoch()) as usize)
+            .with_gamma(gamma)
+            .init(),
         Schedule::Cosine { min_lr } => {
             CosineAnnealingLrSchedulerConfig::new(spec.lr, spec.steps as usize)
                 .with_min_lr(min_lr)
@@ -151,7 +148,12 @@ fn batch(numbers: &[u32], device: &Device) -> (Tensor<4>, Tensor<2, Int>) {
 }
 
 /// Validation loss, bit accuracy and exact-match accuracy of `model` (plain device).
-pub fn evaluate(model: &AlexNet, numbers: &[u32], batch_size: usize, device: &Device) -> Result<(f64, f64, f64)> {
+pub fn evaluate(
+    model: &AlexNet,
+    numbers: &[u32],
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f64, f64, f64)> {
     let bce = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
         .init(device);
@@ -177,7 +179,11 @@ pub fn evaluate(model: &AlexNet, numbers: &[u32], batch_size: usize, device: &De
         }
     }
     let n = numbers.len().max(1) as f64;
-    Ok((loss_sum / n, bits_right as f64 / (n * BITS as f64), exact as f64 / n))
+    Ok((
+        loss_sum / n,
+        bits_right as f64 / (n * BITS as f64),
+        exact as f64 / n,
+    ))
 }
 
 fn model_bytes(model: &AlexNet) -> Result<Vec<u8>> {
@@ -228,9 +234,9 @@ pub fn train(
     let mut resumed_from = None;
     if let Some(s) = saved {
         let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(s.model)));
-        model
-            .load_from(&mut store)
-            .map_err(|e| Error::usage(format!("saved training state does not fit the model: {e}")))?;
+        model.load_from(&mut store).map_err(|e| {
+            Error::usage(format!("saved training state does not fit the model: {e}"))
+        })?;
         optim = optim
             .from_bytes(Bytes::from_bytes_vec(s.optim))
             .map_err(|e| Error::usage(format!("saved optimizer state unreadable: {e}")))?;
@@ -247,7 +253,12 @@ pub fn train(
     let elapsed = |prog_seconds: f64| prog_seconds + clock.elapsed().as_secs_f64();
 
     let spe = spec.steps_per_epoch() as f64;
-    let eval_row = |model: &AlexNet, step: u64, samples: u64, lr: f64, train_loss: Option<f64>| -> Result<EvalRow> {
+    let eval_row = |model: &AlexNet,
+                    step: u64,
+                    samples: u64,
+                    lr: f64,
+                    train_loss: Option<f64>|
+     -> Result<EvalRow> {
         let (val_loss, val_bit_acc, val_exact_match) =
             evaluate(&model.valid(), &val_items, spec.batch_size, &plain)?;
         Ok(EvalRow {

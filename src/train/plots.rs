@@ -11,7 +11,8 @@ use plotters::prelude::*;
 use super::EvalRow;
 use crate::nodes::plot::{FONT, register_font};
 
-type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// Two panels side by side: BCE loss (train, val) and validation accuracy (bit, exact match).
 pub fn learning_curves(path: &Path, title: &str, rows: &[EvalRow]) -> Result<(), String> {
@@ -31,7 +32,11 @@ pub fn learning_curves(path: &Path, title: &str, rows: &[EvalRow]) -> Result<(),
     }
 }
 
-fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, rows: &[EvalRow]) -> DrawResult<DB> {
+fn draw_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    rows: &[EvalRow],
+) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let root = root.titled(title, (FONT, 22))?;
     let panels = root.split_evenly((1, 2));
@@ -88,8 +93,14 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
         .label_style((FONT, 13))
         .x_label_formatter(&|v| format_samples(*v))
         .draw()?;
-    let bit: Vec<(f64, f64)> = rows.iter().map(|r| (r.samples as f64, r.val_bit_acc)).collect();
-    let exact: Vec<(f64, f64)> = rows.iter().map(|r| (r.samples as f64, r.val_exact_match)).collect();
+    let bit: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r.samples as f64, r.val_bit_acc))
+        .collect();
+    let exact: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r.samples as f64, r.val_exact_match))
+        .collect();
     let green = RGBColor(44, 160, 44);
     let red = RGBColor(214, 39, 40);
     series(&mut c, bit, green, "bit accuracy (32 bits)")?;
@@ -120,7 +131,11 @@ fn series<DB: DrawingBackend>(
     c.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
         .label(label)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-    c.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
+    c.draw_series(
+        points
+            .into_iter()
+            .map(|p| Circle::new(p, 3, colour.filled())),
+    )?;
     Ok(())
 }
 
@@ -153,7 +168,9 @@ pub fn filter_grid(path: &Path, weights: &[f32], out: usize, k: usize) -> Result
             let w = &weights[f * 3 * k * k..(f + 1) * 3 * k * k];
             let (lo, hi) = w
                 .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+                    (l.min(v), h.max(v))
+                });
             let span = if hi > lo { hi - lo } else { 1.0 };
             let (tx, ty) = (
                 gap + (f % cols) as u32 * (tile + gap),
@@ -161,7 +178,8 @@ pub fn filter_grid(path: &Path, weights: &[f32], out: usize, k: usize) -> Result
             );
             for y in 0..k {
                 for x in 0..k {
-                    let c = |ch: usize| (((w[(ch * k + y) * k + x] - lo) / span) * 255.0).round() as u8;
+                    let c =
+                        |ch: usize| (((w[(ch * k + y) * k + x] - lo) / span) * 255.0).round() as u8;
                     let x0 = (tx + x as u32 * scale) as i32;
                     let y0 = (ty + y as u32 * scale) as i32;
                     root.draw(&Rectangle::new(

@@ -55,9 +55,14 @@ pub enum Optimizer {
 pub enum Schedule {
     Constant,
     /// `StepLR`: lr · gamma^⌊epoch / every_epochs⌋ (HW1's ImageNet recipe: 30, 0.1).
-    Step { every_epochs: u64, gamma: f64 },
+    Step {
+        every_epochs: u64,
+        gamma: f64,
+    },
     /// Cosine annealing from lr to `min_lr` over the whole run, per step.
-    Cosine { min_lr: f64 },
+    Cosine {
+        min_lr: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -87,7 +87,13 @@ impl StateDir {
         ))
     }
 
-    pub fn save(&self, mut progress: Progress, model: &[u8], optim: &[u8], sched: &[u8]) -> Result<()> {
+    pub fn save(
+        &self,
+        mut progress: Progress,
+        model: &[u8],
+        optim: &[u8],
+        sched: &[u8],
+    ) -> Result<()> {
         fs::create_dir_all(&self.dir).at(&self.dir)?;
         let step = progress.step;
         progress.files.clear();
