@@ -5,9 +5,8 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
 const ROIS: &str = r#"
@@ -69,35 +68,11 @@ struct Env {
     dir: PathBuf,
 }
 
-fn runner() -> Command {
-    let mut c = Command::cargo_bin("runner").unwrap();
-    c.env_remove("RUNNER_CACHE");
-    c
-}
+use common::runner;
 
 impl Env {
     fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let out = runner()
-            .args([
-                "synth",
-                "data/s1",
-                "--n-train",
-                "120",
-                "--n-val",
-                "40",
-                "--n-test",
-                "60",
-            ])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "synth failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (tmp, dir) = common::synth_subject([120, 40, 60]);
         fs::write(dir.join("exp.toml"), experiment(GRID)).unwrap();
         Env { _tmp: tmp, dir }
     }

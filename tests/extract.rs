@@ -76,24 +76,7 @@ struct Env {
 
 impl Env {
     fn new(checkpoint: &Path, batch_size: usize) -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let out = Command::cargo_bin("runner")
-            .unwrap()
-            .args([
-                "synth",
-                "data/s1",
-                "--n-train",
-                "40",
-                "--n-val",
-                "10",
-                "--n-test",
-                "20",
-            ])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let (tmp, dir) = common::synth_subject([40, 10, 20]);
         fs::write(dir.join("exp.toml"), experiment(checkpoint, batch_size)).unwrap();
         Env { _tmp: tmp, dir }
     }

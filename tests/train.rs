@@ -3,12 +3,13 @@
 //! names, the key covers what changes the weights, and bad `train` tables
 //! are reported at their line.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use runner::config::DeviceChoice;
@@ -90,12 +91,7 @@ fn a_short_training_run_lowers_the_loss() {
 // Through the binary
 // ---------------------------------------------------------------------------
 
-fn runner() -> Command {
-    let mut c = Command::cargo_bin("runner").unwrap();
-    c.env_remove("RUNNER_CACHE")
-        .env_remove("RUNNER_TEST_STEP_MS");
-    c
-}
+use common::runner;
 
 fn experiment(train_extra: &str) -> String {
     format!(
@@ -152,27 +148,7 @@ struct Env {
 
 impl Env {
     fn new(train_extra: &str) -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let out = runner()
-            .args([
-                "synth",
-                "data/s1",
-                "--n-train",
-                "40",
-                "--n-val",
-                "10",
-                "--n-test",
-                "20",
-            ])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (tmp, dir) = common::synth_subject([40, 10, 20]);
         fs::write(dir.join("exp.toml"), experiment(train_extra)).unwrap();
         Env { _tmp: tmp, dir }
     }

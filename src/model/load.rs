@@ -27,6 +27,19 @@ const RENAMES: [(&str, &str); 8] = [
     (r"^classifier\.6\.", "fc3."),
 ];
 
+/// The same table the other way round (our field → torchvision module), for
+/// writing weights PyTorch can load.
+pub fn export_remaps() -> impl Iterator<Item = (String, String)> {
+    RENAMES
+        .iter()
+        .map(|(torch, ours)| (format!("^{}", ours.replace('.', r"\.")), literal(torch)))
+}
+
+/// An anchored prefix pattern of [`RENAMES`] as the plain text it matches.
+fn literal(pattern: &str) -> String {
+    pattern.trim_start_matches('^').replace(r"\.", ".")
+}
+
 fn bad(path: &Path, message: impl Into<String>) -> Error {
     Error::data(path, message)
 }
@@ -136,7 +149,7 @@ fn check(path: &Path, r: &burn::store::ApplyResult) -> Result<()> {
 fn torch_name(ours: &str) -> String {
     for (from, to) in RENAMES {
         if let Some(rest) = ours.strip_prefix(to) {
-            return format!("{}{rest}", from.trim_start_matches('^').replace(r"\.", "."));
+            return format!("{}{rest}", literal(from));
         }
     }
     ours.to_string()

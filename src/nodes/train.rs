@@ -24,18 +24,6 @@ use crate::train::{EvalRow, plots};
 
 pub const VERSION: u32 = 1;
 
-/// Our field → torchvision module, for the export.
-const EXPORT_NAMES: [(&str, &str); 8] = [
-    (r"^conv1\.", "features.0."),
-    (r"^conv2\.", "features.3."),
-    (r"^conv3\.", "features.6."),
-    (r"^conv4\.", "features.8."),
-    (r"^conv5\.", "features.10."),
-    (r"^fc1\.", "classifier.1."),
-    (r"^fc2\.", "classifier.4."),
-    (r"^fc3\.", "classifier.6."),
-];
-
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainTask {
     pub arch: String,
@@ -100,8 +88,8 @@ impl TrainTask {
             .with_to_adapter(BurnToPyTorchAdapter)
             .clear_metadata()
             .metadata("format", "pt");
-        for (from, to) in EXPORT_NAMES {
-            store = store.with_key_remapping(from, to);
+        for (from, to) in crate::model::load::export_remaps() {
+            store = store.with_key_remapping(&from, &to);
         }
         out.model
             .save_into(&mut store)

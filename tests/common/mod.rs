@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+// Each test crate uses its own subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -12,4 +14,43 @@ pub fn entry_dir(explain_stdout: &[u8], cache: &Path) -> PathBuf {
         .trim()
         .to_string();
     cache.join("entries").join(&key[..2]).join(key)
+}
+
+/// The `runner` binary, with no cache or test-hook settings leaking in from
+/// the environment.
+pub fn runner() -> std::process::Command {
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut c = std::process::Command::cargo_bin("runner").unwrap();
+    c.env_remove("RUNNER_CACHE")
+        .env_remove("RUNNER_TEST_STEP_MS")
+        .env_remove("RUNNER_TEST_SLOW_MS");
+    c
+}
+
+/// A fresh temp dir holding a synthetic subject at `data/s1` with
+/// `[train, val, test]` images.
+pub fn synth_subject(images: [usize; 3]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let [train, val, test] = images.map(|n| n.to_string());
+    let out = runner()
+        .args([
+            "synth",
+            "data/s1",
+            "--n-train",
+            &train,
+            "--n-val",
+            &val,
+            "--n-test",
+            &test,
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "synth failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (tmp, dir)
 }
