@@ -8,7 +8,14 @@
 //!   locks/<key>.lock              one lock per entry (advisory, released when the process dies)
 //!   nodes/<hash>.json             the components last computed for each (experiment, node id)
 //!   runs/<time>-<pid>.jsonl       one run log per exec
+//!   runs/<time>-<pid>.live        the keys a running exec uses (locked while it runs)
+//!   gc.lock                       gc holds it exclusively; an exec shares it while registering
 //! ```
+//!
+//! `gc` never deletes an entry an exec in flight uses: every exec registers
+//! its keys in a `.live` file, locked for the exec's lifetime, before it
+//! touches an entry, and registration waits while a gc pass runs. A `.live`
+//! file whose lock is free belongs to a dead exec and is removed.
 //!
 //! An entry is built in a temp directory next to its final place and renamed
 //! into place only once every file and the manifest are synced, so a reader
@@ -92,7 +99,122 @@ pub struct EntryLock {
     _file: File,
 }
 
+/// A content key: 64 lowercase hex digits (a blake3).
+pub fn is_key(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// An exec's registration; dropping it (or the process dying) releases it.
+pub struct LiveRun {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Something in `entries/` that is neither an entry nor a writer's temp dir.
+#[derive(Debug, Clone)]
+pub struct Stray {
+    pub path: PathBuf,
+}
+
 impl Cache {
+    /// A cache for reading only: nothing is created, so a mistyped `--cache`
+    /// leaves no empty directories behind.
+    pub fn at(root: &Path) -> Cache {
+        Cache {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.root.join("entries").is_dir()
+    }
+
+    /// The error for commands that need a cache that is not there.
+    pub fn missing(&self) -> Error {
+        Error::usage(format!("no cache at {}", self.root.display())).with_help(
+            "check --cache (or RUNNER_CACHE / the experiment's `cache`); `runner exec` creates it",
+        )
+    }
+
+    fn gc_lock_file(&self) -> Result<File> {
+        let path = self.root.join("gc.lock");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)
+    }
+
+    /// Registers the keys an exec is about to use, so that a concurrent gc
+    /// keeps them. Waits while a gc pass is running.
+    pub fn register_live(&self, keys: &[String]) -> Result<LiveRun> {
+        let gc = self.gc_lock_file()?;
+        gc.lock_shared().at(self.root.join("gc.lock"))?;
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_nanos();
+        let path = self
+            .runs_dir()
+            .join(format!("{stamp}-{}.live", std::process::id()));
+        let mut file = File::create(&path).at(&path)?;
+        file.lock().at(&path)?;
+        file.write_all(&serde_json::to_vec(keys).expect("keys serialize"))
+            .at(&path)?;
+        file.sync_all().at(&path)?;
+        drop(gc);
+        Ok(LiveRun { _file: file, path })
+    }
+
+    /// Holds the gc lock: no exec can register while it is held.
+    pub fn gc_pass(&self) -> Result<EntryLock> {
+        let file = self.gc_lock_file()?;
+        file.lock().at(self.root.join("gc.lock"))?;
+        Ok(EntryLock { _file: file })
+    }
+
+    /// Keys used by execs in flight (call while holding [`Cache::gc_pass`]).
+    /// Registrations of dead execs are removed.
+    pub fn live_keys(&self) -> Result<std::collections::HashSet<String>> {
+        let mut keys = std::collections::HashSet::new();
+        let runs = self.runs_dir();
+        for e in fs::read_dir(&runs).at(&runs)?.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "live") {
+                continue;
+            }
+            let Ok(f) = OpenOptions::new().read(true).write(true).open(&p) else {
+                continue;
+            };
+            match f.try_lock() {
+                Ok(()) => {
+                    let _ = fs::remove_file(&p);
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    let bytes = fs::read(&p).at(&p)?;
+                    let list: Vec<String> =
+                        serde_json::from_slice(&bytes).map_err(|e| Error::Cache {
+                            dir: self.root.clone(),
+                            message: format!(
+                                "{}: unreadable registration of a running exec: {e}",
+                                p.display()
+                            ),
+                        })?;
+                    keys.extend(list);
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn open(root: &Path) -> Result<Cache> {
         for sub in ["entries", "locks", "nodes", "runs", "work"] {
             let d = root.join(sub);
@@ -104,7 +226,11 @@ impl Cache {
     }
 
     pub fn entry_dir(&self, key: &str) -> PathBuf {
-        self.root.join("entries").join(&key[..2]).join(key)
+        debug_assert!(is_key(key), "not a key: {key:?}");
+        self.root
+            .join("entries")
+            .join(key.get(..2).unwrap_or("__"))
+            .join(key)
     }
 
     /// A node's resumable scratch state (training checkpoints), kept across
@@ -257,17 +383,35 @@ impl Cache {
 
     /// Every entry key present, with its size in bytes and last-use time.
     pub fn list(&self) -> Result<Vec<(String, u64, SystemTime)>> {
+        Ok(self.scan()?.0)
+    }
+
+    /// Entries, and everything else found in `entries/` that is neither an
+    /// entry nor a temp dir of a writer (see [`Cache::leftovers`]).
+    pub fn scan(&self) -> Result<(Vec<(String, u64, SystemTime)>, Vec<Stray>)> {
         let mut out = Vec::new();
+        let mut strays = Vec::new();
         let entries = self.root.join("entries");
+        if !entries.is_dir() {
+            return Ok((out, strays));
+        }
         for shard in fs::read_dir(&entries).at(&entries)? {
-            let shard = shard.at(&entries)?.path();
-            if !shard.is_dir() {
+            let shard = shard.at(&entries)?;
+            let shard_name = shard.file_name().to_string_lossy().to_string();
+            let shard = shard.path();
+            let is_shard = shard_name.len() == 2 && is_key(&format!("{shard_name:0<64}"));
+            if !shard.is_dir() || !is_shard {
+                strays.push(Stray { path: shard });
                 continue;
             }
             for e in fs::read_dir(&shard).at(&shard)? {
                 let e = e.at(&shard)?;
                 let name = e.file_name().to_string_lossy().to_string();
-                if name.starts_with('.') {
+                if name.starts_with(".tmp-") || name.starts_with(".discard-") {
+                    continue;
+                }
+                if !is_key(&name) || !name.starts_with(&shard_name) || !e.path().is_dir() {
+                    strays.push(Stray { path: e.path() });
                     continue;
                 }
                 let mut size = 0;
@@ -283,22 +427,29 @@ impl Cache {
             }
         }
         out.sort();
-        Ok(out)
+        strays.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((out, strays))
     }
 
-    /// Temp directories left by killed runs (safe to delete once their lock is free).
+    /// Temp dirs (and files) left by killed runs: `.tmp-<key>-…` of a writer,
+    /// `.discard-<key>-…` of a discard. Safe to delete once the key's lock is free.
     pub fn leftovers(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         let entries = self.root.join("entries");
+        if !entries.is_dir() {
+            return Ok(out);
+        }
         for shard in fs::read_dir(&entries).at(&entries)?.flatten() {
             if let Ok(items) = fs::read_dir(shard.path()) {
                 for e in items.flatten() {
-                    if e.file_name().to_string_lossy().starts_with('.') {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    if n.starts_with(".tmp-") || n.starts_with(".discard-") {
                         out.push(e.path());
                     }
                 }
             }
         }
+        out.sort();
         Ok(out)
     }
 }

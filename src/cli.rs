@@ -74,8 +74,9 @@ pub enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value = "synth01")]
-        subject: String,
+        /// Subject id written into subject.json (default: the directory's name).
+        #[arg(long)]
+        subject: Option<String>,
         #[arg(long, default_value_t = 240)]
         n_train: usize,
         #[arg(long, default_value_t = 60)]
@@ -97,12 +98,22 @@ fn default_jobs() -> usize {
         .unwrap_or(1)
 }
 
-fn cache_for(cli_cache: &Option<PathBuf>, exp: Option<&config::Experiment>) -> Result<Cache> {
-    let root = cli_cache
+fn cache_root(cli_cache: &Option<PathBuf>, exp: Option<&config::Experiment>) -> PathBuf {
+    cli_cache
         .clone()
         .or_else(|| exp.and_then(|e| e.cache_dir.clone()))
-        .unwrap_or_else(|| PathBuf::from("cache"));
-    Cache::open(&root)
+        .unwrap_or_else(|| PathBuf::from("cache"))
+}
+
+/// The cache for exec, created if needed.
+fn cache_for(cli_cache: &Option<PathBuf>, exp: Option<&config::Experiment>) -> Result<Cache> {
+    Cache::open(&cache_root(cli_cache, exp))
+}
+
+/// The cache for commands that only look (plan, explain, status, gc): a
+/// missing one is read as empty and never created.
+fn cache_to_read(cli_cache: &Option<PathBuf>, exp: Option<&config::Experiment>) -> Cache {
+    Cache::at(&cache_root(cli_cache, exp))
 }
 
 fn load_plan(file: &Path) -> Result<Plan> {
@@ -165,7 +176,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan { file, json } => {
             let plan = load_plan(&file)?;
-            let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
+            let cache = cache_to_read(&cli.cache, Some(&plan.experiment));
+            for w in &plan.warnings {
+                eprintln!("warning: {w}");
+            }
             if json {
                 let nodes: Vec<serde_json::Value> = plan
                     .topo()
@@ -198,7 +212,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Explain { file, node } => {
             let plan = load_plan(&file)?;
-            let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
+            let cache = cache_to_read(&cli.cache, Some(&plan.experiment));
             let ix = plan.find(&node)?;
             let n = &plan.graph[ix];
             let c = &n.components;
@@ -226,7 +240,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Status { runs } => status(&cache_for(&cli.cache, None)?, runs),
+        Command::Status { runs } => status(&cache_to_read(&cli.cache, None), runs),
         Command::Gc {
             files,
             keep_recent,
@@ -249,7 +263,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     keep.insert(plan.graph[ix].key.clone());
                 }
             }
-            let cache = Cache::open(&cache_root.unwrap_or_else(|| PathBuf::from("cache")))?;
+            let cache = Cache::at(&cache_root.unwrap_or_else(|| PathBuf::from("cache")));
             gc(&cache, &keep, keep_recent, dry_run)
         }
         Command::Synth {
@@ -263,6 +277,11 @@ pub fn run(cli: Cli) -> Result<()> {
             voxels_lh,
             voxels_rh,
         } => {
+            let subject = subject.unwrap_or_else(|| {
+                out.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "synth01".into())
+            });
             let cfg = synth::SynthConfig {
                 seed,
                 subject,
@@ -288,6 +307,9 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn status(cache: &Cache, n_runs: usize) -> Result<()> {
+    if !cache.exists() {
+        return Err(cache.missing());
+    }
     let entries = cache.list()?;
     let bytes: u64 = entries.iter().map(|e| e.1).sum();
     println!("cache: {}", cache.root.display());
@@ -353,20 +375,34 @@ fn gc(
     keep_recent: Option<Duration>,
     dry_run: bool,
 ) -> Result<()> {
+    if !cache.exists() {
+        return Err(cache.missing());
+    }
+    // While this pass holds the gc lock no exec can register; every exec that
+    // registered earlier has its keys in `live`, and those entries stay.
+    let _pass = cache.gc_pass()?;
+    let live = cache.live_keys()?;
     let now = SystemTime::now();
-    let (mut removed, mut freed, mut kept) = (0, 0u64, 0);
-    for (key, size, used) in cache.list()? {
+    let (mut removed, mut freed, mut kept, mut in_use) = (0, 0u64, 0, 0);
+    let (entries, strays) = cache.scan()?;
+    for (key, size, used) in entries {
         let recent =
             keep_recent.is_some_and(|d| now.duration_since(used).unwrap_or(Duration::ZERO) <= d);
         if keep.contains(&key) || recent {
             kept += 1;
             continue;
         }
+        if live.contains(&key) {
+            in_use += 1;
+            continue;
+        }
         if dry_run {
             println!("would remove {key} ({})", human_bytes(size));
         } else {
-            // Skip entries another process is using right now.
+            // A writer of this key may hold its lock (an exec that started
+            // before the registration protocol, or a repair): skip it.
             let Some(_lock) = cache.try_lock(&key)? else {
+                in_use += 1;
                 continue;
             };
             cache.discard(&key)?;
@@ -375,13 +411,15 @@ fn gc(
         removed += 1;
         freed += size;
     }
-    for dir in cache.leftovers()? {
-        let name = dir
+    let mut unfinished = 0;
+    for path in cache.leftovers()? {
+        let name = path
             .file_name()
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        // `.tmp-<key>-…` belongs to a writer that may still be alive: only take it if its lock is free.
+        // `.tmp-<key>-…` belongs to a writer that may still be alive: only
+        // take it (and `.discard-<key>-…`) if the key's lock is free.
         let key = name
             .trim_start_matches(".tmp-")
             .trim_start_matches(".discard-")
@@ -390,19 +428,56 @@ fn gc(
             .unwrap_or("")
             .to_string();
         if dry_run {
-            println!("would remove unfinished {}", dir.display());
+            println!("would remove unfinished {}", path.display());
+            unfinished += 1;
             continue;
         }
-        if key.len() == 64
-            && let Some(_lock) = cache.try_lock(&key)?
-        {
-            let _ = std::fs::remove_dir_all(&dir);
+        let free = if crate::cache::is_key(&key) {
+            cache.try_lock(&key)?.is_some()
+        } else {
+            true
+        };
+        if free && remove_any(&path) {
+            unfinished += 1;
+        }
+    }
+    let mut stray_count = 0;
+    for stray in &strays {
+        if dry_run {
+            println!("would remove stray {}", stray.path.display());
+            stray_count += 1;
+        } else if remove_any(&stray.path) {
+            stray_count += 1;
+        } else {
+            eprintln!("warning: could not remove stray {}", stray.path.display());
         }
     }
     let verb = if dry_run { "would remove" } else { "removed" };
-    println!(
+    let mut line = format!(
         "{verb} {removed} entries ({}), kept {kept}",
         human_bytes(freed)
     );
+    if in_use > 0 {
+        line.push_str(&format!(", skipped {in_use} in use by a running exec"));
+    }
+    if unfinished > 0 {
+        line.push_str(&format!(", {verb} {unfinished} unfinished temp dirs"));
+    }
+    if stray_count > 0 {
+        line.push_str(&format!(
+            ", {verb} {stray_count} stray items that are not cache entries"
+        ));
+    }
+    println!("{line}");
     Ok(())
+}
+
+/// Removes a file or a directory tree; true if it is gone.
+fn remove_any(path: &Path) -> bool {
+    let r = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => return true,
+    };
+    r.is_ok() || !path.exists()
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use petgraph::graph::NodeIndex;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cache::{Cache, EntryState, write_atomic};
+use crate::cache::{Cache, EntryState};
 use crate::error::{Error, IoContext, Result};
 use crate::nodes::Ctx;
 use crate::plan::Plan;
@@ -139,6 +139,10 @@ fn run_one(
     let writer = cache.writer(&node.key)?;
     let work = cache.work_dir(&node.key);
     let started = Instant::now();
+    if std::env::var("RUNNER_TEST_PANIC_NODE").is_ok_and(|v| v == node.id) {
+        // Test hook: stands in for a bug in a node's code.
+        panic!("test hook RUNNER_TEST_PANIC_NODE");
+    }
     node.task
         .run(&Ctx {
             node: &node.id,
@@ -175,8 +179,77 @@ fn run_one(
     ))
 }
 
+/// Where the last panic happened, recorded by the hook [`execute`] installs.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// While nodes run, a panic is recorded (message and source location) instead
+/// of printed: it reaches the user once, as the node's error. RUST_BACKTRACE
+/// still prints the backtrace, for whoever debugs it.
+struct PanicCapture {
+    previous: Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>>,
+}
+
+impl PanicCapture {
+    fn install() -> PanicCapture {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!(
+                    "panic: {what}{at}\n{}",
+                    std::backtrace::Backtrace::force_capture()
+                );
+            }
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(format!("{what}{at}"));
+            }
+        }));
+        PanicCapture {
+            previous: Some(previous),
+        }
+    }
+}
+
+impl Drop for PanicCapture {
+    fn drop(&mut self) {
+        if let Some(p) = self.previous.take() {
+            std::panic::set_hook(p);
+        }
+    }
+}
+
+/// A node that panicked: a bug in runner, reported as the node's failure so
+/// that the other workers stop cleanly instead of waiting for it forever.
+fn panic_error(node: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
+    let what = LAST_PANIC
+        .lock()
+        .ok()
+        .and_then(|mut l| l.take())
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Error::node(node, format!("internal error (panic): {what}")).with_help(
+        "this is a bug in runner, not in your experiment; nothing was written to the cache for \
+         this node. Please report it with the experiment file",
+    )
+}
+
 pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary> {
     let started = Instant::now();
+    // Before any work: a results directory of another experiment is refused
+    // now, not after an hour of computing.
+    crate::results::check_owner(&plan.experiment.results_dir, &plan.experiment.name)?;
+    let keys: Vec<String> = plan.graph.node_weights().map(|n| n.key.clone()).collect();
+    let _live = cache.register_live(&keys)?;
     let log = RunLog::create(cache)?;
     log.line(json!({"event": "start", "experiment": plan.experiment.name, "file": plan.experiment.source.path,
         "nodes": plan.graph.node_count(), "jobs": opts.jobs, "pid": std::process::id(),
@@ -203,7 +276,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
     });
     let wake = Condvar::new();
     let counts = Mutex::new((0usize, 0usize, 0usize));
-    let warnings = Mutex::new(Vec::<String>::new());
+    let warnings_of_nodes = Mutex::new(Vec::<String>::new());
 
     let multi = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
@@ -218,8 +291,9 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
     );
     total.set_prefix(plan.experiment.name.clone());
 
+    let capture = PanicCapture::install();
     std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.max(1) {
+        for _ in 0..opts.jobs.clamp(1, n.max(1)) {
             scope.spawn(|| loop {
                 let ix = {
                     let mut s = state.lock().unwrap();
@@ -254,7 +328,10 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
                 bar.set_prefix(node.id.clone());
                 bar.enable_steady_tick(Duration::from_millis(200));
                 let t0 = Instant::now();
-                let result = run_one(plan, cache, ix, &bar);
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_one(plan, cache, ix, &bar)
+                }))
+                .unwrap_or_else(|p| Err(panic_error(&node.id, p)));
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 let secs = t0.elapsed().as_secs_f64();
@@ -267,7 +344,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
                             "outcome": outcome, "cache_hit": outcome == Outcome::Reused, "seconds": secs,
                             "corrupt": corrupt}));
                         if let Some(why) = corrupt {
-                            warnings.lock().unwrap().push(format!("{}: cached entry was corrupt ({why}); recomputed", node.id));
+                            warnings_of_nodes.lock().unwrap().push(format!("{}: cached entry was corrupt ({why}); recomputed", node.id));
                         }
                         let mut c = counts.lock().unwrap();
                         match outcome {
@@ -296,6 +373,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
             });
         }
     });
+    drop(capture);
     total.finish_and_clear();
 
     let s = state.into_inner().unwrap();
@@ -306,9 +384,19 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
         return Err(e);
     }
 
-    let mut warnings = warnings.into_inner().unwrap();
-    warnings.extend(fit_warnings(plan, cache)?);
-    let results = materialize(plan, cache)?;
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(warnings_of_nodes.into_inner().unwrap());
+    let results = match fit_warnings(plan, cache).and_then(|w| {
+        warnings.extend(w);
+        materialize(plan, cache)
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            log.line(json!({"event": "end", "ok": false, "ran": ran, "reused": reused, "recomputed_corrupt": recomputed,
+                "wall_seconds": started.elapsed().as_secs_f64(), "error": format!("writing results: {e}")}));
+            return Err(e);
+        }
+    };
     let summary = Summary {
         experiment: plan.experiment.name.clone(),
         ran: ran + recomputed,
@@ -345,47 +433,46 @@ fn fit_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Lists the files the last exec wrote into a results directory, so that
-/// files of models or plots since removed from the experiment do not linger.
-const RESULTS_INDEX: &str = ".runner-results.json";
-
-/// Copies the output nodes' files into the results directory, each atomically,
-/// and removes the ones an earlier exec wrote that this one no longer makes.
+/// Publishes the output nodes' files as the experiment's results (one set,
+/// swapped in atomically; see [`crate::results`]).
 fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
-    let dir: &Path = &plan.experiment.results_dir;
-    std::fs::create_dir_all(dir).at(dir)?;
-    let mut names = Vec::new();
-    for (ix, prefix) in &plan.outputs {
-        let entry = cache.open_entry(&plan.graph[*ix].key)?;
-        for name in entry.manifest.files.keys() {
-            let bytes = entry.read(name)?;
-            let out = format!("{prefix}{name}");
-            write_atomic(&dir.join(&out), &bytes)?;
-            names.push(out);
-        }
-    }
-    let index = dir.join(RESULTS_INDEX);
-    let previous: Vec<String> = std::fs::read(&index)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    for old in previous.iter().filter(|o| !names.contains(o)) {
-        // Only names we wrote ourselves, never a path that leaves the directory.
-        if !old.contains('/') && !old.starts_with('.') {
-            let _ = std::fs::remove_file(dir.join(old));
-        }
-    }
-    write_atomic(
-        &index,
-        &serde_json::to_vec(&names).expect("names serialize"),
-    )?;
-    Ok(names.iter().map(|n| dir.join(n)).collect())
+    let mut files = plan.outputs.iter().flat_map(|(ix, prefix)| {
+        let entry = cache.open_entry(&plan.graph[*ix].key);
+        let names: Vec<String> = match &entry {
+            Ok(e) => e.manifest.files.keys().cloned().collect(),
+            Err(_) => vec![String::new()],
+        };
+        let entry = std::sync::Arc::new(entry);
+        names.into_iter().map(move |name| match entry.as_ref() {
+            Ok(e) => e.read(&name).map(|b| (format!("{prefix}{name}"), b)),
+            Err(err) => Err(Error::Cache {
+                dir: cache.root.clone(),
+                message: err.to_string(),
+            }),
+        })
+    });
+    crate::results::publish(
+        &plan.experiment.results_dir,
+        &plan.experiment.name,
+        &plan.experiment.source.path,
+        &mut files,
+    )
 }
 
 /// `--jobs 0` would run nothing and wait forever: refuse it up front.
+/// More workers than this only add threads waiting on the same cores and
+/// locks (and 10⁸ of them would never start).
+pub const MAX_JOBS: usize = 1024;
+
 pub fn check_jobs(jobs: usize) -> Result<usize> {
     if jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));
+    }
+    if jobs > MAX_JOBS {
+        return Err(
+            Error::usage(format!("--jobs {jobs} is more than {MAX_JOBS}"))
+                .with_help("nodes are CPU- or memory-bound: a few workers per core is plenty"),
+        );
     }
     Ok(jobs)
 }

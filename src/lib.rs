@@ -24,6 +24,7 @@ pub mod npy;
 pub mod nsd;
 pub mod plan;
 pub mod preprocess;
+pub mod results;
 pub mod ridge;
 pub mod synth;
 pub mod train;

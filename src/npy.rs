@@ -5,7 +5,7 @@
 //! the 100 MB–1 GB feature matrices that extraction produces.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufReader, BufWriter, Read, Seek};
 use std::path::Path;
 
 use npyz::{Endianness, Order, TypeChar, WriterBuilder};
@@ -38,13 +38,62 @@ impl<T> Array<T> {
 }
 
 /// Shape and dtype of an `.npy` file, read without touching the payload.
+/// The shape is checked against the file's length, so a header that claims
+/// more data than the file holds is an error here, before anyone allocates.
 pub fn read_header(path: &Path) -> io::Result<(Vec<usize>, String)> {
-    let mut r = BufReader::new(File::open(path)?);
-    let header = npyz::NpyHeader::from_reader(&mut r)?;
-    Ok((
-        header.shape().iter().map(|&d| d as usize).collect(),
-        header.dtype().descr(),
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut r = BufReader::new(file);
+    let header = parse_header(&mut r)?;
+    let shape = shape_of(&header)?;
+    let payload = payload_bytes(&shape, &header)?;
+    let start = r.stream_position()?;
+    let have = len.saturating_sub(start);
+    if (have as u128) < payload as u128 {
+        return Err(truncated(&shape, payload, have));
+    }
+    Ok((shape, header.dtype().descr()))
+}
+
+fn truncated(shape: &[usize], need: usize, have: u64) -> io::Error {
+    invalid(format!(
+        "file is truncated: shape {shape:?} needs {need} bytes of data, found {have}"
     ))
+}
+
+/// The header's shape, refusing dimensions that do not fit this machine's `usize`.
+fn shape_of(header: &npyz::NpyHeader) -> io::Result<Vec<usize>> {
+    header
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| invalid(format!("dimension {d} is too large"))))
+        .collect()
+}
+
+/// Elements in a shape, or an error when the product overflows.
+pub fn checked_len(shape: &[usize]) -> io::Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| invalid(format!("shape {shape:?} is too large to address")))
+}
+
+/// Bytes of payload a header promises.
+fn payload_bytes(shape: &[usize], header: &npyz::NpyHeader) -> io::Result<usize> {
+    let size = match header.dtype() {
+        npyz::DType::Plain(ty) => ty
+            .num_bytes()
+            .ok_or_else(|| invalid(format!("dtype {ty} has no fixed size")))?,
+        other => {
+            return Err(invalid(format!(
+                "structured dtype {} is not a numeric array",
+                other.descr()
+            )));
+        }
+    };
+    checked_len(shape)?
+        .checked_mul(size)
+        .ok_or_else(|| invalid(format!("shape {shape:?} is too large to address")))
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -81,11 +130,67 @@ pub fn read_u8(path: &Path) -> io::Result<Array<u8>> {
 }
 
 fn read_raw(path: &Path) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8>)> {
+    read_header(path)?;
     decode_raw(BufReader::new(File::open(path)?))
 }
 
+/// numpy's default `max_header_size`: real headers are a few hundred bytes.
+const MAX_HEADER: usize = 10_000;
+
+/// Reads the header through npyz, after checking it ourselves: npyz
+/// multiplies the shape's dimensions unchecked (a panic, or a wrapped count
+/// in a release build, on a header such as `(2**62, 400)`).
+fn parse_header(r: &mut impl Read) -> io::Result<npyz::NpyHeader> {
+    let mut pre = vec![0u8; 8];
+    r.read_exact(&mut pre)?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err(invalid("not an .npy file (no \\x93NUMPY magic)".into()));
+    }
+    let len = if pre[6] == 1 {
+        let mut b = [0u8; 2];
+        r.read_exact(&mut b)?;
+        pre.extend(b);
+        u16::from_le_bytes(b) as usize
+    } else {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b)?;
+        pre.extend(b);
+        u32::from_le_bytes(b) as usize
+    };
+    if len > MAX_HEADER {
+        return Err(invalid(format!(
+            "header of {len} bytes is larger than numpy writes ({MAX_HEADER})"
+        )));
+    }
+    let mut text = vec![0u8; len];
+    r.read_exact(&mut text)?;
+    if let Some(dims) = shape_in_header(&String::from_utf8_lossy(&text))
+        && dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .is_none()
+    {
+        return Err(invalid(format!("shape {dims:?} is too large to address")));
+    }
+    pre.extend(text);
+    npyz::NpyHeader::from_reader(io::Cursor::new(pre))
+}
+
+/// The integers of the header's `'shape': (…)` tuple, if it reads as one.
+fn shape_in_header(text: &str) -> Option<Vec<u64>> {
+    let after = &text[text.find("'shape'")? + "'shape'".len()..];
+    let open = after.find('(')?;
+    let close = after[open..].find(')')? + open;
+    after[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('L').parse().ok())
+        .collect()
+}
+
 fn decode_raw(mut r: impl Read) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8>)> {
-    let header = npyz::NpyHeader::from_reader(&mut r)?;
+    let header = parse_header(&mut r)?;
     let ty = match header.dtype() {
         npyz::DType::Plain(ty) => ty,
         other => {
@@ -95,21 +200,18 @@ fn decode_raw(mut r: impl Read) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8
             )));
         }
     };
-    let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
-    let n: usize = shape.iter().product();
+    let shape = shape_of(&header)?;
     let size = ty
         .num_bytes()
         .ok_or_else(|| invalid(format!("dtype {ty} has no fixed size")))?;
-    let mut bytes = Vec::with_capacity(n * size);
-    r.read_to_end(&mut bytes)?;
-    if bytes.len() < n * size {
-        return Err(invalid(format!(
-            "file is truncated: shape {shape:?} needs {} bytes of data, found {}",
-            n * size,
-            bytes.len()
-        )));
+    let need = payload_bytes(&shape, &header)?;
+    // Never trust the header for an allocation: read what is there (callers
+    // with a file check its length first), then compare.
+    let mut bytes = Vec::with_capacity(need.min(1 << 30));
+    r.take(need as u64).read_to_end(&mut bytes)?;
+    if bytes.len() < need {
+        return Err(truncated(&shape, need, bytes.len() as u64));
     }
-    bytes.truncate(n * size);
     if header.order() == Order::Fortran && shape.len() > 1 {
         bytes = fortran_to_c(&bytes, &shape, size);
     }

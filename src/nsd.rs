@@ -51,20 +51,58 @@ impl SubjectDir {
                  with scripts/nsd_pkl_to_runner.py or make one with `runner synth`",
             )
         })?;
-        let meta: SubjectMeta = serde_json::from_str(&text)
-            .map_err(|e| Error::data(&file, format!("not a valid subject.json: {e}")))?;
+        let meta = SubjectMeta::parse(text.as_bytes(), &file)?;
+        Ok(SubjectDir {
+            dir: dir.to_path_buf(),
+            meta,
+        })
+    }
+}
+
+impl SubjectMeta {
+    /// Parses and checks subject.json (`file` is named in errors).
+    pub fn parse(bytes: &[u8], file: &Path) -> Result<SubjectMeta> {
+        let meta: SubjectMeta = serde_json::from_slice(bytes)
+            .map_err(|e| Error::data(file, format!("not a valid subject.json: {e}")))?;
+        let file = file.to_path_buf();
         if meta.format != FORMAT {
             return Err(Error::data(
                 &file,
                 format!("format is `{}`, runner reads `{FORMAT}`", meta.format),
             ));
         }
-        Ok(SubjectDir {
-            dir: dir.to_path_buf(),
-            meta,
-        })
+        if meta.repeats == 0 {
+            return Err(Error::data(
+                &file,
+                "repeats is 0; it is the number of repeats per image in the brain arrays (NSD: 3)",
+            ));
+        }
+        for name in meta.splits.keys().chain(&meta.hemis) {
+            if !crate::config::name_ok(name) {
+                return Err(Error::data(
+                    &file,
+                    format!("split or hemisphere name `{name}` is not usable in file names"),
+                ));
+            }
+        }
+        // Counts are checked against the arrays' headers by `check_layout`;
+        // here only that their sum is addressable.
+        if meta
+            .splits
+            .values()
+            .try_fold(0usize, |a, &n| a.checked_add(n))
+            .is_none()
+        {
+            return Err(Error::data(
+                &file,
+                "split sizes overflow; they are image counts",
+            ));
+        }
+        Ok(meta)
     }
+}
 
+impl SubjectDir {
     pub fn images_file(&self, split: &str) -> PathBuf {
         self.dir.join("images").join(format!("{split}.npy"))
     }
@@ -79,35 +117,87 @@ impl SubjectDir {
         self.meta.splits.values().sum()
     }
 
-    /// Row indices, in the stacked stimulus order, of the given splits joined in the order given.
-    pub fn rows(&self, splits: &[String]) -> Result<Vec<usize>> {
-        let mut out = Vec::new();
-        for want in splits {
-            let mut start = 0;
-            let mut found = false;
-            for (name, &n) in &self.meta.splits {
-                if name == want {
-                    out.extend(start..start + n);
-                    found = true;
-                }
-                start += n;
+    /// Every named split exists (nothing is allocated: counts are not yet
+    /// checked against the arrays).
+    pub fn check_splits(&self, splits: &[String]) -> Result<()> {
+        match splits.iter().find(|s| !self.meta.splits.contains_key(*s)) {
+            None => Ok(()),
+            Some(want) => Err(Error::data(
+                self.dir.join("subject.json"),
+                format!(
+                    "no split `{want}`; this subject has {}",
+                    self.meta
+                        .splits
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Checks every array the named splits and hemispheres need against
+    /// subject.json from the `.npy` headers alone (no payload is read):
+    /// images N×H×W×3 uint8 with H, W ≥ 1, brain N×repeats×V. `voxels_per_hemi`
+    /// is what voxels.csv lists. Runs at plan time, so a wrong count is
+    /// reported before any extraction starts.
+    pub fn check_layout(
+        &self,
+        splits: &[String],
+        hemis: &[String],
+        voxels_per_hemi: &dyn Fn(&str) -> usize,
+    ) -> Result<()> {
+        let header = |path: &Path| -> Result<(Vec<usize>, String)> {
+            if !path.is_file() {
+                return Err(Error::data(path, "missing file in the subject directory"));
             }
-            if !found {
+            npy::read_header(path)
+                .map_err(|e| Error::data(path, format!("not a readable .npy: {e}")))
+        };
+        for (split, &n) in &self.meta.splits {
+            let path = self.images_file(split);
+            let (shape, dtype) = header(&path)?;
+            let ok = matches!(shape[..], [_, h, w, 3] if h > 0 && w > 0)
+                && dtype.trim_matches('\'') == "|u1";
+            if !ok {
                 return Err(Error::data(
-                    self.dir.join("subject.json"),
+                    &path,
                     format!(
-                        "no split `{want}`; this subject has {}",
-                        self.meta
-                            .splits
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "images must be N×H×W×3 uint8 with H, W ≥ 1, found shape {shape:?} dtype {dtype}"
+                    ),
+                ));
+            }
+            if shape[0] != n {
+                return Err(Error::data(
+                    &path,
+                    format!(
+                        "has {} images but subject.json says split `{split}` has {n}",
+                        shape[0]
                     ),
                 ));
             }
         }
-        Ok(out)
+        for split in splits {
+            let n = self.meta.splits.get(split).copied().unwrap_or(0);
+            for hemi in hemis {
+                let path = self.brain_file(split, hemi);
+                let (shape, _) = header(&path)?;
+                let v = voxels_per_hemi(hemi);
+                let want = [n, self.meta.repeats, v];
+                if shape[..] != want {
+                    return Err(Error::data(
+                        &path,
+                        format!(
+                            "shape is {shape:?}, expected images × repeats × voxels = {want:?} \
+                             (split `{split}` in subject.json, repeats = {}, {v} {hemi} voxels in voxels.csv)",
+                            self.meta.repeats
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every file a node reading this subject depends on (hashed into its key).
@@ -142,11 +232,17 @@ impl VoxelTable {
     }
 
     pub fn read_csv(path: &Path) -> Result<VoxelTable> {
+        let bytes = std::fs::read(path).at(path)?;
+        VoxelTable::parse_csv(bytes, path)
+    }
+
+    /// Parses voxels.csv from its bytes (`path` is named in errors).
+    pub fn parse_csv(bytes: Vec<u8>, path: &Path) -> Result<VoxelTable> {
         let df = CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
+            .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+            .finish()
             .map_err(|e| Error::data(path, format!("cannot read voxel table: {e}")))?;
         let col = |name: &str| -> Result<Vec<String>> {
             let c = df.column(name).map_err(|_| {
@@ -177,10 +273,7 @@ impl VoxelTable {
                 .collect()
         };
         let ncsnr = parse_num("ncsnr", &col("ncsnr")?)?;
-        let index = parse_num("index", &col("index")?)?
-            .into_iter()
-            .map(|x| x as u32)
-            .collect();
+        let index = voxel_indices(path, &hemi, &col("index")?)?;
         let mut labels = IndexMap::new();
         for name in df.get_column_names() {
             let name = name.as_str();
@@ -274,6 +367,44 @@ impl VoxelTable {
             labels,
         })
     }
+}
+
+/// `index` is the voxel's position in its hemisphere's brain arrays: an
+/// integer, unique within the hemisphere, below the hemisphere's voxel count
+/// (the arrays hold exactly the voxels the table lists).
+fn voxel_indices(path: &Path, hemi: &[String], raw: &[String]) -> Result<Vec<u32>> {
+    let mut count: IndexMap<&str, usize> = IndexMap::new();
+    for h in hemi {
+        *count.entry(h.as_str()).or_default() += 1;
+    }
+    let mut seen: IndexMap<(&str, u32), usize> = IndexMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, (s, h)) in raw.iter().zip(hemi).enumerate() {
+        let row = i + 2; // 1-based, after the header line
+        let n = count[h.as_str()];
+        let idx: u32 = s.trim().parse().map_err(|_| {
+            Error::data(
+                path,
+                format!("row {row}: index `{s}` is not a non-negative integer"),
+            )
+        })?;
+        if idx as usize >= n {
+            return Err(Error::data(
+                path,
+                format!("row {row}: index {idx} is out of range: {h} has {n} voxels (0..{n})"),
+            ));
+        }
+        if let Some(first) = seen.insert((h.as_str(), idx), row) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "row {row}: index {idx} of {h} is also on row {first}; each voxel is listed once"
+                ),
+            ));
+        }
+        out.push(idx);
+    }
+    Ok(out)
 }
 
 /// Repeat-averaged responses of the kept voxels, splits stacked in the order

@@ -35,6 +35,8 @@ pub struct Plan {
     /// Nodes whose files are the experiment's results, copied to
     /// `results_dir` with a file-name prefix (a trained model's name).
     pub outputs: Vec<(NodeIndex, String)>,
+    /// Things that are probably mistakes but not errors, said by plan and exec.
+    pub warnings: Vec<String>,
 }
 
 /// Freshness of a node against the cache, with the reason when stale.
@@ -130,6 +132,7 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
     let mut roi_nodes = HashMap::new();
     let mut roi_sizes: HashMap<(String, String), usize> = HashMap::new();
     let mut subject_dirs = HashMap::new();
+    let mut warnings = Vec::new();
     for s in &exp.subjects {
         if !s.path.is_dir() {
             return Err(src
@@ -143,7 +146,7 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
             .chain(&s.test_splits)
             .cloned()
             .collect();
-        dir.rows(&splits)?; // every named split must exist
+        dir.check_splits(&splits)?;
         let task = nodes::subject::SubjectTask {
             dir: s.path.clone(),
             train_splits: s.train_splits.clone(),
@@ -152,6 +155,31 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
             voxel_mask: s.voxel_mask.clone(),
             min_ncsnr: s.min_ncsnr,
         };
+        if let Some(h) = s.hemis.iter().find(|h| !dir.meta.hemis.contains(h)) {
+            return Err(Error::data(
+                dir.dir.join("subject.json"),
+                format!(
+                    "subject `{}` asks for hemisphere `{h}`; this subject has {}",
+                    s.name,
+                    dir.meta.hemis.join(", ")
+                ),
+            ));
+        }
+        let folder = dir.dir.file_name().map(|n| n.to_string_lossy().to_string());
+        if folder.as_deref().is_some_and(|f| f != dir.meta.subject) {
+            warnings.push(format!(
+                "subject `{}`: {} says subject `{}` but its directory is `{}`; check that the path points at the subject you mean",
+                s.name,
+                dir.dir.join("subject.json").display(),
+                dir.meta.subject,
+                folder.unwrap_or_default()
+            ));
+        }
+        // Read the voxel table now: label errors surface before anything runs,
+        // and ROI sizes let the executor budget memory.
+        let table = VoxelTable::read_csv(&dir.voxels_file())?;
+        let per_hemi = |h: &str| table.hemi.iter().filter(|x| *x == h).count();
+        dir.check_layout(&splits, &s.hemis, &per_hemi)?;
         let mut inputs = BTreeMap::new();
         for f in dir.brain_inputs(&splits, &s.hemis) {
             if !f.is_file() {
@@ -164,13 +192,12 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
                 .to_string();
             inputs.insert(rel, hash_file(&f)?);
         }
-        // Read the voxel table now: label errors surface before anything runs,
-        // and ROI sizes let the executor budget memory.
-        let table = VoxelTable::read_csv(&dir.voxels_file())?;
         let kept = task.kept_voxels(&table, &dir)?;
         let kept_table = table.select(&kept);
         let n_imgs = dir.n_images() as u64;
-        let mem = n_imgs * (table.len() as u64) * 4 * (dir.meta.repeats as u64 + 2);
+        let mem = n_imgs
+            .saturating_mul(table.len() as u64)
+            .saturating_mul(4 * (dir.meta.repeats as u64 + 2));
         let ix = b.add(
             format!("subject/{}", s.name),
             Task::Subject(task),
@@ -421,6 +448,7 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
         graph: b.graph,
         by_id: b.by_id,
         outputs,
+        warnings,
     })
 }
 
@@ -471,10 +499,14 @@ fn npy_layer(
             "rows must be every image of the subject, splits stacked in subject.json order",
         ));
     }
-    Ok((
-        shape.iter().skip(1).product::<usize>() as u64,
-        hash_file(file)?,
-    ))
+    let width: usize = shape.iter().skip(1).product();
+    if width == 0 || shape.len() < 2 {
+        return Err(Error::data(
+            file,
+            format!("shape {shape:?} has no feature columns; expected images × features"),
+        ));
+    }
+    Ok((width as u64, hash_file(file)?))
 }
 
 /// One extract node: a model's taps on a subject's images (every split, stimulus order).

@@ -27,7 +27,8 @@ fn tiny_net() -> AlexNetConfig {
     }
 }
 
-/// Wide enough to get off the ln 2 plateau within 50 steps (~40 s on 2 cores).
+/// Wide enough to get off the ln 2 plateau within 50 steps and well clear of
+/// it by 100 (~80 s on 2 cores).
 fn small_net() -> AlexNetConfig {
     AlexNetConfig {
         widths: [16, 32, 48, 48, 32],
@@ -65,24 +66,29 @@ fn spec(steps: u64) -> TrainSpec {
 fn a_short_training_run_lowers_the_loss() {
     let work = tempfile::tempdir().unwrap();
     let bar = indicatif::ProgressBar::hidden();
-    let out = runner::train::train(&spec(50), &small_net(), 0, work.path(), &bar).unwrap();
+    let out = runner::train::train(&spec(100), &small_net(), 0, work.path(), &bar).unwrap();
     let (first, last) = (&out.history[0], out.history.last().unwrap());
-    assert_eq!((first.step, last.step, last.samples), (0, 50, 1600));
+    eprintln!("step 0: {first:?}\nstep 100: {last:?}");
+    assert_eq!((first.step, last.step, last.samples), (0, 100, 3200));
     // Untrained: logits near 0, so BCE ≈ ln 2 and bits at chance.
     assert!(
         (first.val_loss - std::f64::consts::LN_2).abs() < 0.01,
         "{first:?}"
     );
     assert!((first.val_bit_acc - 0.5).abs() < 0.03, "{first:?}");
-    // 50 Adam steps take the validation loss clearly below chance (measured
-    // 0.6933 → 0.6729, bit accuracy 0.50 → 0.56) and the bits above chance.
+    // Training's float path differs between CPUs (README, Reproducibility):
+    // after 50 steps val loss was 0.6729–0.6887 on four paths, after 100
+    // 0.6201 and 0.6210 (bit accuracy 0.6145 and 0.5991) on the two measured
+    // ones. These bounds sit 0.04 beyond every measured value, and far from
+    // chance (bit accuracy at chance over 256 × 32 bits has σ ≈ 0.006).
     assert!(
-        last.val_loss < first.val_loss - 0.01,
+        last.val_loss < std::f64::consts::LN_2 - 0.028,
         "val loss did not drop: {first:?} → {last:?}"
     );
-    assert!(last.val_bit_acc > 0.53, "{last:?}");
+    assert!(last.val_bit_acc > 0.56, "{last:?}");
     assert!(
-        last.train_loss.unwrap() < std::f64::consts::LN_2,
+        // The mean over all 100 steps: ≈ 0.668 and 0.673 measured.
+        last.train_loss.unwrap() < std::f64::consts::LN_2 - 0.005,
         "{last:?}"
     );
 }

@@ -293,8 +293,16 @@ struct Validator<'a> {
     base: PathBuf,
 }
 
-fn name_ok(name: &str) -> bool {
+/// Every α costs a pass over the predictions of every fit; beyond this a grid
+/// is a mistake rather than a search.
+pub const MAX_ALPHAS: usize = 1000;
+
+/// Names become file-name parts (results, plots): at most this many bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+pub fn name_ok(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
@@ -321,7 +329,9 @@ impl Validator<'_> {
                     span,
                     format!("{what} name `{name}` is not usable in file names"),
                 )
-                .with_help("use letters, digits, `_`, `-` and `.` only"))
+                .with_help(format!(
+                    "use letters, digits, `_`, `-` and `.` only, at most {MAX_NAME_LEN} characters, not starting with `.`"
+                )))
         }
     }
 
@@ -413,6 +423,15 @@ impl Validator<'_> {
                 let v = v.into_inner();
                 if v.is_empty() {
                     return self.err(span, format!("{what} must not be empty"));
+                }
+                // A split named twice would enter the training set twice (and
+                // leak into the leave-one-out choice of α).
+                if let Some(d) = v
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, d)| v[..i].contains(d).then_some(d))
+                {
+                    return self.err(span, format!("{what} names `{d}` twice"));
                 }
                 Ok(v)
             }
@@ -910,6 +929,18 @@ impl Validator<'_> {
         let grid = raw.alpha_grid.into_inner();
         if grid.is_empty() {
             return self.err(span, "alpha_grid must not be empty");
+        }
+        if grid.len() > MAX_ALPHAS {
+            return Err(self
+                .src
+                .error(
+                    span,
+                    format!(
+                        "alpha_grid has {} values; at most {MAX_ALPHAS} are allowed",
+                        grid.len()
+                    ),
+                )
+                .with_help("a log-spaced grid of 10–30 values brackets the optimum; HW2 uses 17"));
         }
         if let Some(a) = grid.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
             return Err(self

@@ -48,12 +48,14 @@ impl Source {
             .split_once('=')
             .map(|(k, _)| k.trim().trim_matches('"').to_string())
             .filter(|k| !k.is_empty() && !k.starts_with('['));
-        let table = self.text[..line_start]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        // An error on a table header (a missing field) is about that table,
+        // not the one before it.
+        let header = |l: &str| {
+            let l = l.split('#').next().unwrap_or("").trim();
+            l.starts_with('[')
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        };
+        let table = header(line).or_else(|| self.text[..line_start].lines().rev().find_map(header));
         match (table, key) {
             (Some(t), Some(k)) => Some(format!("{t}.{k}")),
             (None, Some(k)) => Some(k),
@@ -90,6 +92,7 @@ impl Source {
         let span = err.span().unwrap_or(0..0);
         let msg = err.message().trim().to_string();
         let msg = match self.key_at(span.start) {
+            Some(key) if msg.starts_with("missing field") => format!("{msg} in table [{key}]"),
             Some(key) if !msg.contains(&format!("`{key}`")) => format!("{msg} (key `{key}`)"),
             _ => msg,
         };
@@ -121,5 +124,17 @@ mod tests {
         assert_eq!(s.line_col(off), (5, 14));
         assert_eq!(s.location(off), "x.toml:5:14");
         assert_eq!(s.key_at(off).as_deref(), Some("fit.alpha_grid"));
+    }
+
+    #[test]
+    fn error_on_a_header_names_that_table() {
+        let s = Source::new(
+            Path::new("x.toml"),
+            "[features.random]\nkind = \"npy\"\n\n[rois.V1]  # V1\ncolumn = \"c\"\n".into(),
+        );
+        let off = s.text.find("[rois.V1]").unwrap();
+        assert_eq!(s.key_at(off).as_deref(), Some("rois.V1"));
+        let off = s.text.find("\"c\"").unwrap();
+        assert_eq!(s.key_at(off).as_deref(), Some("rois.V1.column"));
     }
 }

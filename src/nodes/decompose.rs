@@ -47,6 +47,15 @@ impl DecomposeTask {
             None => npy::read_f32(&self.file).at(&self.file)?,
         };
         let (n_rows, p) = x.rows_cols();
+        if p == 0 || x.shape.len() < 2 {
+            return Err(Error::data(
+                &self.file,
+                format!(
+                    "shape {:?} has no feature columns; expected images × features",
+                    x.shape
+                ),
+            ));
+        }
         let train = rows(&self.train);
         let test = rows(&self.test);
         let needed = train.iter().chain(&test).max().map_or(0, |m| m + 1);

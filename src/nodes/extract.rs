@@ -124,10 +124,13 @@ impl ExtractTask {
         for file in &self.images {
             let imgs = npy::read_u8(file)
                 .map_err(|e| Error::data(file, format!("not a uint8 image array: {e}")))?;
-            let [n, h, w, 3] = imgs.shape[..] else {
+            let [n, h @ 1..=usize::MAX, w @ 1..=usize::MAX, 3] = imgs.shape[..] else {
                 return Err(Error::data(
                     file,
-                    format!("images must be N×H×W×3 uint8, found shape {:?}", imgs.shape),
+                    format!(
+                        "images must be N×H×W×3 uint8 with H, W ≥ 1, found shape {:?}",
+                        imgs.shape
+                    ),
                 ));
             };
             let per = h * w * 3;

@@ -83,6 +83,33 @@ impl FitTask {
             .set_message(format!("{} α × {v} voxels", self.alpha_grid.len()));
         let cv = ridge::ridge_cv(&dec, &y_roi, v, &self.alpha_grid, self.alpha_per_voxel);
         let alphas: Vec<f64> = cv.alpha_index.iter().map(|&i| self.alpha_grid[i]).collect();
+        // A tiny α on (near-)singular features overflows the solve; its LOO
+        // error is then inf/NaN and its predictions meaningless. Say so
+        // rather than report R² = −inf.
+        // Predictions whose squares overflow cannot be scored (R² = −inf).
+        let bad_voxel = (0..v).find(|&j| {
+            !cv.loo_mse[(cv.alpha_index[j], j)].is_finite()
+                || !(0..cv.y_pred.nrows())
+                    .map(|i| cv.y_pred[(i, j)] * cv.y_pred[(i, j)])
+                    .sum::<f64>()
+                    .is_finite()
+        });
+        if let Some(j) = bad_voxel {
+            return Err(ctx
+                .fail(format!(
+                    "ridge is numerically singular: at α = {:e} voxel {j} gets non-finite leave-one-out errors or predictions too large to score",
+                    alphas[j]
+                ))
+                .with_help("raise the smallest α in alpha_grid (features are float32: an α below ~1e-10 × their variance is lost in rounding)"));
+        }
+        let bad_alpha =
+            (0..self.alpha_grid.len()).find(|&a| (0..v).any(|j| !cv.loo_mse[(a, j)].is_finite()));
+        if let Some(a) = bad_alpha {
+            ctx.note(format!(
+                "α = {:e} gives non-finite leave-one-out errors (numerically singular); it was never chosen",
+                self.alpha_grid[a]
+            ));
+        }
         // The grid need not be sorted: edges are its smallest and largest values.
         let (lo, hi) = grid_edges(&self.alpha_grid);
         ctx.out.write_npy(

@@ -23,7 +23,9 @@ pub fn runner() -> std::process::Command {
     let mut c = std::process::Command::cargo_bin("runner").unwrap();
     c.env_remove("RUNNER_CACHE")
         .env_remove("RUNNER_TEST_STEP_MS")
-        .env_remove("RUNNER_TEST_SLOW_MS");
+        .env_remove("RUNNER_TEST_SLOW_MS")
+        .env_remove("RUNNER_TEST_PANIC_NODE")
+        .env_remove("RUNNER_TEST_PUBLISH_MS");
     c
 }
 
