@@ -249,6 +249,15 @@ pub struct PlotSpec {
 
 /// Reads and checks an experiment file.
 pub fn load(path: &Path) -> Result<Experiment> {
+    let len = std::fs::metadata(path).at(path)?.len();
+    if len > MAX_FILE_BYTES {
+        // Parsing a 20 MB grid alone takes seconds and hundreds of MB.
+        return Err(crate::error::Error::data(
+            path,
+            format!("is {len} bytes; an experiment file is at most {MAX_FILE_BYTES} (they are a few KB)"),
+        )
+        .with_help("generate long lists (α grids, layers) with fewer values"));
+    }
     let text = std::fs::read_to_string(path).at(path)?;
     parse(path, text)
 }
@@ -292,6 +301,9 @@ struct Validator<'a> {
     src: &'a Source,
     base: PathBuf,
 }
+
+/// An experiment file is a few KB; beyond this it is not one.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Every α costs a pass over the predictions of every fit; beyond this a grid
 /// is a mistake rather than a search.
