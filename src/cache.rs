@@ -116,6 +116,9 @@ impl Drop for LiveRun {
     }
 }
 
+/// An entry's key, size in bytes and last-use time.
+pub type EntryInfo = (String, u64, SystemTime);
+
 /// Something in `entries/` that is neither an entry nor a writer's temp dir.
 #[derive(Debug, Clone)]
 pub struct Stray {
@@ -382,13 +385,13 @@ impl Cache {
     }
 
     /// Every entry key present, with its size in bytes and last-use time.
-    pub fn list(&self) -> Result<Vec<(String, u64, SystemTime)>> {
+    pub fn list(&self) -> Result<Vec<EntryInfo>> {
         Ok(self.scan()?.0)
     }
 
     /// Entries, and everything else found in `entries/` that is neither an
     /// entry nor a temp dir of a writer (see [`Cache::leftovers`]).
-    pub fn scan(&self) -> Result<(Vec<(String, u64, SystemTime)>, Vec<Stray>)> {
+    pub fn scan(&self) -> Result<(Vec<EntryInfo>, Vec<Stray>)> {
         let mut out = Vec::new();
         let mut strays = Vec::new();
         let entries = self.root.join("entries");

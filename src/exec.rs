@@ -185,8 +185,10 @@ static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 /// While nodes run, a panic is recorded (message and source location) instead
 /// of printed: it reaches the user once, as the node's error. RUST_BACKTRACE
 /// still prints the backtrace, for whoever debugs it.
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
 struct PanicCapture {
-    previous: Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>>,
+    previous: Option<PanicHook>,
 }
 
 impl PanicCapture {

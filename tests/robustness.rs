@@ -609,7 +609,9 @@ fn long_names_and_huge_grids_are_refused_at_validation() {
     let text = experiment("e", "results", "").replace("[0.1, 10.0, 1000.0]", &format!("[{grid}]"));
     fs::write(env.path("huge.toml"), text).unwrap();
     fails_with(&env.run(&["plan", "huge.toml"]), "huge.toml: is 10000");
-    assert!(stderr(&env.run(&["plan", "huge.toml"])).contains("an experiment file is at most 1048576"));
+    assert!(
+        stderr(&env.run(&["plan", "huge.toml"])).contains("an experiment file is at most 1048576")
+    );
 }
 
 #[test]

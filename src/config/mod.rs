@@ -254,7 +254,9 @@ pub fn load(path: &Path) -> Result<Experiment> {
         // Parsing a 20 MB grid alone takes seconds and hundreds of MB.
         return Err(crate::error::Error::data(
             path,
-            format!("is {len} bytes; an experiment file is at most {MAX_FILE_BYTES} (they are a few KB)"),
+            format!(
+                "is {len} bytes; an experiment file is at most {MAX_FILE_BYTES} (they are a few KB)"
+            ),
         )
         .with_help("generate long lists (α grids, layers) with fewer values"));
     }
