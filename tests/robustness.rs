@@ -123,9 +123,10 @@ fn edit_line(path: &Path, n: usize, f: impl Fn(&str) -> String) {
     fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
-/// A `.npy` header claiming `shape` with only `payload` bytes after it.
-fn fake_npy(path: &Path, shape: &str, payload: usize) {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+/// A `.npy` of dtype `descr` whose header claims `shape`, with only
+/// `payload` zero bytes after it.
+fn fake_npy(path: &Path, descr: &str, shape: &str, payload: usize) {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -235,7 +236,12 @@ fn voxel_indices_must_be_integers_in_range_and_unique() {
 #[test]
 fn features_without_columns_and_images_of_size_zero_are_data_errors() {
     let env = Env::new();
-    fake_npy(&env.path("data/s1/features/toy/edges.npy"), "(110, 0)", 0);
+    fake_npy(
+        &env.path("data/s1/features/toy/edges.npy"),
+        "<f4",
+        "(110, 0)",
+        0,
+    );
     for jobs in ["1", "2"] {
         let o = env.run(&["exec", "e.toml", "--jobs", jobs]);
         fails_with(&o, "edges.npy: shape [110, 0] has no feature columns");
@@ -243,25 +249,12 @@ fn features_without_columns_and_images_of_size_zero_are_data_errors() {
 
     let env = Env::new();
     let img = env.path("data/s1/images/test.npy");
-    let bytes = npy_u8_header("(30, 0, 64, 3)");
-    fs::write(&img, bytes).unwrap();
+    fake_npy(&img, "|u1", "(30, 0, 64, 3)", 0);
     let o = env.run(&["exec", "e.toml"]);
     fails_with(
         &o,
         "images/test.npy: images must be N×H×W×3 uint8 with H, W ≥ 1, found shape [30, 0, 64, 3]",
     );
-}
-
-fn npy_u8_header(shape: &str) -> Vec<u8> {
-    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes
 }
 
 // --- B3: absurd sizes -----------------------------------------------------
@@ -270,14 +263,14 @@ fn npy_u8_header(shape: &str) -> Vec<u8> {
 fn absurd_sizes_are_errors_before_anything_is_allocated() {
     let env = Env::new();
     let f = env.path("data/s1/features/toy/edges.npy");
-    fake_npy(&f, "(110, 100000000000000)", 64);
+    fake_npy(&f, "<f4", "(110, 100000000000000)", 64);
     let o = env.run(&["exec", "e.toml"]);
     fails_with(
         &o,
         "file is truncated: shape [110, 100000000000000] needs 44000000000000000 bytes of data, found 64",
     );
 
-    fake_npy(&f, "(4611686018427387904, 400)", 64);
+    fake_npy(&f, "<f4", "(4611686018427387904, 400)", 64);
     let o = env.run(&["plan", "e.toml"]);
     fails_with(&o, "is too large to address");
 

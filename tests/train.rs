@@ -77,7 +77,7 @@ fn a_short_training_run_lowers_the_loss() {
     );
     assert!((first.val_bit_acc - 0.5).abs() < 0.03, "{first:?}");
     // Training's float path differs between CPUs (README, Reproducibility):
-    // after 50 steps val loss was 0.6729–0.6887 on four paths, after 100
+    // after 50 steps val loss was 0.6736–0.6887 on three paths, after 100
     // 0.6201 and 0.6210 (bit accuracy 0.6145 and 0.5991) on the two measured
     // ones. These bounds sit 0.04 beyond every measured value, and far from
     // chance (bit accuracy at chance over 256 × 32 bits has σ ≈ 0.006).
