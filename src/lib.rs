@@ -22,6 +22,7 @@ pub mod model;
 pub mod nodes;
 pub mod npy;
 pub mod nsd;
+pub mod numpy_random;
 pub mod plan;
 pub mod preprocess;
 pub mod results;
