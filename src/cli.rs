@@ -441,6 +441,23 @@ fn gc(
             unfinished += 1;
         }
     }
+    // Temp files of atomic writes (node records) whose writer died: a live
+    // writer renames its file within milliseconds, so an hour-old one is dead.
+    for dir in [cache.root.join("nodes")] {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                now.duration_since(t).unwrap_or(Duration::ZERO) > Duration::from_secs(3600)
+            });
+            if e.file_name().to_string_lossy().starts_with(".tmp-") && old {
+                if dry_run {
+                    println!("would remove unfinished {}", e.path().display());
+                } else {
+                    let _ = std::fs::remove_file(e.path());
+                }
+                unfinished += 1;
+            }
+        }
+    }
     let mut stray_count = 0;
     for stray in &strays {
         if dry_run {

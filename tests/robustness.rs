@@ -308,6 +308,18 @@ fn gc_removes_stray_names_and_leftovers_once_and_never_panics() {
     fs::write(entries.join("README"), "x").unwrap();
     let discard = shard.join(format!(".discard-{}-123", "ab".repeat(32)));
     fs::write(&discard, "left by a failed exec").unwrap();
+    // A node record's temp file whose writer died an hour ago, and a fresh one
+    // (a writer may be alive) that must stay.
+    let dead = env.path("cache/nodes/.tmp-dead");
+    fs::write(&dead, "x").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&dead)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    let fresh = env.path("cache/nodes/.tmp-fresh");
+    fs::write(&fresh, "x").unwrap();
 
     let o = env.run(&["status"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -315,7 +327,8 @@ fn gc_removes_stray_names_and_leftovers_once_and_never_panics() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("removed 0 entries"), "{out}");
-    assert!(out.contains("removed 1 unfinished temp dirs"), "{out}");
+    assert!(out.contains("removed 2 unfinished temp dirs"), "{out}");
+    assert!(!dead.exists() && fresh.exists());
     assert!(
         out.contains("removed 4 stray items that are not cache entries"),
         "{out}"
