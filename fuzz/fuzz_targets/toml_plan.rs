@@ -17,7 +17,7 @@ fn workspace() -> &'static PathBuf {
             n_train: 12,
             n_val: 4,
             n_test: 6,
-            image_size: 8,
+            image_size: 16,
             voxels_lh: 10,
             voxels_rh: 8,
             subject: "s1".into(),
