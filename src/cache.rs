@@ -87,7 +87,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
+/// Opens (creating it if needed) a file used only for its advisory lock.
+pub(crate) fn lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at(path)
+}
+
+pub(crate) fn sync_dir(dir: &Path) {
     // Makes the rename durable; failure only weakens crash safety, never correctness.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -146,13 +156,7 @@ impl Cache {
     }
 
     fn gc_lock_file(&self) -> Result<File> {
-        let path = self.root.join("gc.lock");
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)
+        lock_file(&self.root.join("gc.lock"))
     }
 
     /// Registers the keys an exec is about to use, so that a concurrent gc
@@ -249,12 +253,7 @@ impl Cache {
     /// Blocks until this process holds the entry's lock.
     pub fn lock(&self, key: &str) -> Result<EntryLock> {
         let path = self.root.join("locks").join(format!("{key}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let file = lock_file(&path)?;
         file.lock().at(&path)?;
         Ok(EntryLock { _file: file })
     }
@@ -262,12 +261,7 @@ impl Cache {
     /// Takes the entry's lock only if nobody holds it (used by gc).
     pub fn try_lock(&self, key: &str) -> Result<Option<EntryLock>> {
         let path = self.root.join("locks").join(format!("{key}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let file = lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(EntryLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

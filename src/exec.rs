@@ -195,12 +195,7 @@ impl PanicCapture {
     fn install() -> PanicCapture {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(|info| {
-            let what = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = panic_message(info.payload());
             let at = info
                 .location()
                 .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
@@ -229,6 +224,15 @@ impl Drop for PanicCapture {
     }
 }
 
+/// The text a panic was raised with (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// A node that panicked: a bug in runner, reported as the node's failure so
 /// that the other workers stop cleanly instead of waiting for it forever.
 fn panic_error(node: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
@@ -236,9 +240,7 @@ fn panic_error(node: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
         .lock()
         .ok()
         .and_then(|mut l| l.take())
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+        .unwrap_or_else(|| panic_message(payload.as_ref()));
     Error::node(node, format!("internal error (panic): {what}")).with_help(
         "this is a bug in runner, not in your experiment; nothing was written to the cache for \
          this node. Please report it with the experiment file",
@@ -438,20 +440,18 @@ fn fit_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
 /// Publishes the output nodes' files as the experiment's results (one set,
 /// swapped in atomically; see [`crate::results`]).
 fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
-    let mut files = plan.outputs.iter().flat_map(|(ix, prefix)| {
-        let entry = cache.open_entry(&plan.graph[*ix].key);
-        let names: Vec<String> = match &entry {
-            Ok(e) => e.manifest.files.keys().cloned().collect(),
-            Err(_) => vec![String::new()],
-        };
-        let entry = std::sync::Arc::new(entry);
-        names.into_iter().map(move |name| match entry.as_ref() {
-            Ok(e) => e.read(&name).map(|b| (format!("{prefix}{name}"), b)),
-            Err(err) => Err(Error::Cache {
-                dir: cache.root.clone(),
-                message: err.to_string(),
-            }),
-        })
+    let entries = plan
+        .outputs
+        .iter()
+        .map(|(ix, prefix)| Ok((cache.open_entry(&plan.graph[*ix].key)?, prefix)))
+        .collect::<Result<Vec<_>>>()?;
+    // Read one file at a time, as the publisher writes it.
+    let mut files = entries.iter().flat_map(|(entry, prefix)| {
+        entry
+            .manifest
+            .files
+            .keys()
+            .map(move |name| entry.read(name).map(|b| (format!("{prefix}{name}"), b)))
     });
     crate::results::publish(
         &plan.experiment.results_dir,

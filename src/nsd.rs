@@ -57,52 +57,7 @@ impl SubjectDir {
             meta,
         })
     }
-}
 
-impl SubjectMeta {
-    /// Parses and checks subject.json (`file` is named in errors).
-    pub fn parse(bytes: &[u8], file: &Path) -> Result<SubjectMeta> {
-        let meta: SubjectMeta = serde_json::from_slice(bytes)
-            .map_err(|e| Error::data(file, format!("not a valid subject.json: {e}")))?;
-        let file = file.to_path_buf();
-        if meta.format != FORMAT {
-            return Err(Error::data(
-                &file,
-                format!("format is `{}`, runner reads `{FORMAT}`", meta.format),
-            ));
-        }
-        if meta.repeats == 0 {
-            return Err(Error::data(
-                &file,
-                "repeats is 0; it is the number of repeats per image in the brain arrays (NSD: 3)",
-            ));
-        }
-        for name in meta.splits.keys().chain(&meta.hemis) {
-            if !crate::config::name_ok(name) {
-                return Err(Error::data(
-                    &file,
-                    format!("split or hemisphere name `{name}` is not usable in file names"),
-                ));
-            }
-        }
-        // Counts are checked against the arrays' headers by `check_layout`;
-        // here only that their sum is addressable.
-        if meta
-            .splits
-            .values()
-            .try_fold(0usize, |a, &n| a.checked_add(n))
-            .is_none()
-        {
-            return Err(Error::data(
-                &file,
-                "split sizes overflow; they are image counts",
-            ));
-        }
-        Ok(meta)
-    }
-}
-
-impl SubjectDir {
     pub fn images_file(&self, split: &str) -> PathBuf {
         self.dir.join("images").join(format!("{split}.npy"))
     }
@@ -209,6 +164,49 @@ impl SubjectDir {
             }
         }
         files
+    }
+}
+
+impl SubjectMeta {
+    /// Parses and checks subject.json (`file` is named in errors).
+    pub fn parse(bytes: &[u8], file: &Path) -> Result<SubjectMeta> {
+        let meta: SubjectMeta = serde_json::from_slice(bytes)
+            .map_err(|e| Error::data(file, format!("not a valid subject.json: {e}")))?;
+        let file = file.to_path_buf();
+        if meta.format != FORMAT {
+            return Err(Error::data(
+                &file,
+                format!("format is `{}`, runner reads `{FORMAT}`", meta.format),
+            ));
+        }
+        if meta.repeats == 0 {
+            return Err(Error::data(
+                &file,
+                "repeats is 0; it is the number of repeats per image in the brain arrays (NSD: 3)",
+            ));
+        }
+        for name in meta.splits.keys().chain(&meta.hemis) {
+            if !crate::config::name_ok(name) {
+                return Err(Error::data(
+                    &file,
+                    format!("split or hemisphere name `{name}` is not usable in file names"),
+                ));
+            }
+        }
+        // Counts are checked against the arrays' headers by `check_layout`;
+        // here only that their sum is addressable.
+        if meta
+            .splits
+            .values()
+            .try_fold(0usize, |a, &n| a.checked_add(n))
+            .is_none()
+        {
+            return Err(Error::data(
+                &file,
+                "split sizes overflow; they are image counts",
+            ));
+        }
+        Ok(meta)
     }
 }
 

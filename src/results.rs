@@ -9,12 +9,13 @@
 //! experiment pointed at it is refused rather than allowed to delete its
 //! files. Files the researcher put there themselves are carried over.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::sync_dir;
 use crate::error::{Error, IoContext, Result};
 
 /// Lists the files the last exec wrote, and whose directory this is.
@@ -92,12 +93,7 @@ pub fn publish(
     // One publisher at a time per results directory; anything staged beside
     // it that we find while holding the lock belongs to a dead exec.
     let lock_path = parent.join(format!("{prefix}lock"));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .at(&lock_path)?;
+    let lock = crate::cache::lock_file(&lock_path)?;
     lock.lock().at(&lock_path)?;
     for e in fs::read_dir(&parent).at(&parent)?.flatten() {
         let n = e.file_name().to_string_lossy().to_string();
@@ -199,12 +195,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 #[cfg(test)]
