@@ -187,6 +187,34 @@ impl Cache {
         Ok(EntryLock { _file: file })
     }
 
+    /// Process ids of the execs in flight (their registration is locked).
+    /// Looks only: nothing is removed.
+    pub fn running_pids(&self) -> std::collections::HashSet<u32> {
+        let mut pids = std::collections::HashSet::new();
+        for e in fs::read_dir(self.runs_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "live") {
+                continue;
+            }
+            let pid = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit('-').next())
+                .and_then(|s| s.parse().ok());
+            let Ok(f) = OpenOptions::new().read(true).open(&p) else {
+                continue;
+            };
+            if let (Some(pid), Err(fs::TryLockError::WouldBlock)) = (pid, f.try_lock_shared()) {
+                pids.insert(pid);
+            }
+        }
+        pids
+    }
+
     /// Keys used by execs in flight (call while holding [`Cache::gc_pass`]).
     /// Registrations of dead execs are removed.
     pub fn live_keys(&self) -> Result<std::collections::HashSet<String>> {

@@ -327,10 +327,22 @@ fn status(cache: &Cache, n_runs: usize) -> Result<()> {
         .unwrap_or_default();
     logs.sort();
     println!("last runs:");
+    let running = cache.running_pids();
     for log in logs.iter().rev().take(n_runs) {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let mut exp = String::new();
-        let mut line = String::from("did not finish");
+        // `<time>-<pid>.jsonl`: a run without an end record is either still
+        // going (its exec holds its registration) or was killed.
+        let pid: Option<u32> = log
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.rsplit('-').next())
+            .and_then(|s| s.parse().ok());
+        let mut line = if pid.is_some_and(|p| running.contains(&p)) {
+            String::from("running")
+        } else {
+            String::from("did not finish")
+        };
         for l in text.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
                 continue;

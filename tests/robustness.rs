@@ -377,6 +377,19 @@ fn gc_for_another_experiment_never_deletes_a_running_execs_entries() {
     while !env.path("cache/entries").exists() && t0.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // `status` tells the exec in flight from a dead one.
+    let mut status = String::new();
+    while t0.elapsed() < Duration::from_secs(30) {
+        status = stdout(&env.run(&["status"]));
+        if status
+            .lines()
+            .any(|l| l.contains("other") && l.ends_with("running"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(status.contains("running"), "{status}");
     let mut skipped = 0;
     let mut passes = 0;
     while exec.try_wait().unwrap().is_none() && passes < 200 {
@@ -398,6 +411,8 @@ fn gc_for_another_experiment_never_deletes_a_running_execs_entries() {
         skipped > 0,
         "gc never saw the running exec's entries ({passes} passes)"
     );
+    let status = stdout(&env.run(&["status"]));
+    assert!(!status.contains("running"), "{status}");
     // Once it is done, its entries are fair game for a gc that keeps only
     // e.toml's (subject, 2 ROIs, 2 decompositions, shared with other.toml).
     let o = env.run(&["gc", "e.toml"]);
