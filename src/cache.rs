@@ -126,6 +126,12 @@ impl Drop for LiveRun {
     }
 }
 
+/// The process id in a run file's name, `<time>-<pid>.<ext>` (run logs and
+/// registrations alike).
+pub fn pid_in_name(path: &Path) -> Option<u32> {
+    path.file_stem()?.to_str()?.rsplit('-').next()?.parse().ok()
+}
+
 /// An entry's key, size in bytes and last-use time.
 pub type EntryInfo = (String, u64, SystemTime);
 
@@ -200,11 +206,7 @@ impl Cache {
             if p.extension().is_none_or(|x| x != "live") {
                 continue;
             }
-            let pid = p
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.rsplit('-').next())
-                .and_then(|s| s.parse().ok());
+            let pid = pid_in_name(&p);
             let Ok(f) = OpenOptions::new().read(true).open(&p) else {
                 continue;
             };

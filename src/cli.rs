@@ -333,11 +333,7 @@ fn status(cache: &Cache, n_runs: usize) -> Result<()> {
         let mut exp = String::new();
         // `<time>-<pid>.jsonl`: a run without an end record is either still
         // going (its exec holds its registration) or was killed.
-        let pid: Option<u32> = log
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.rsplit('-').next())
-            .and_then(|s| s.parse().ok());
+        let pid = crate::cache::pid_in_name(log);
         let mut line = if pid.is_some_and(|p| running.contains(&p)) {
             String::from("running")
         } else {
@@ -455,19 +451,21 @@ fn gc(
     }
     // Temp files of atomic writes (node records) whose writer died: a live
     // writer renames its file within milliseconds, so an hour-old one is dead.
-    for dir in [cache.root.join("nodes")] {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-                now.duration_since(t).unwrap_or(Duration::ZERO) > Duration::from_secs(3600)
-            });
-            if e.file_name().to_string_lossy().starts_with(".tmp-") && old {
-                if dry_run {
-                    println!("would remove unfinished {}", e.path().display());
-                } else {
-                    let _ = std::fs::remove_file(e.path());
-                }
-                unfinished += 1;
+    for e in std::fs::read_dir(cache.root.join("nodes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+            now.duration_since(t).unwrap_or(Duration::ZERO) > Duration::from_secs(3600)
+        });
+        if e.file_name().to_string_lossy().starts_with(".tmp-") && old {
+            if dry_run {
+                println!("would remove unfinished {}", e.path().display());
+            } else {
+                let _ = std::fs::remove_file(e.path());
             }
+            unfinished += 1;
         }
     }
     let mut stray_count = 0;

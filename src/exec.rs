@@ -182,11 +182,11 @@ fn run_one(
 /// Where the last panic happened, recorded by the hook [`execute`] installs.
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
 /// While nodes run, a panic is recorded (message and source location) instead
 /// of printed: it reaches the user once, as the node's error. RUST_BACKTRACE
 /// still prints the backtrace, for whoever debugs it.
-type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
-
 struct PanicCapture {
     previous: Option<PanicHook>,
 }
@@ -461,11 +461,11 @@ fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     )
 }
 
-/// `--jobs 0` would run nothing and wait forever: refuse it up front.
 /// More workers than this only add threads waiting on the same cores and
 /// locks (and 10⁸ of them would never start).
 pub const MAX_JOBS: usize = 1024;
 
+/// `--jobs 0` would run nothing and wait forever: refuse it up front.
 pub fn check_jobs(jobs: usize) -> Result<usize> {
     if jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));

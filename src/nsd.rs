@@ -92,24 +92,41 @@ impl SubjectDir {
         }
     }
 
-    /// Checks every array the named splits and hemispheres need against
-    /// subject.json from the `.npy` headers alone (no payload is read):
-    /// images N×H×W×3 uint8 with H, W ≥ 1, brain N×repeats×V. `voxels_per_hemi`
-    /// is what voxels.csv lists. Runs at plan time, so a wrong count is
-    /// reported before any extraction starts.
-    pub fn check_layout(
+    /// Checks the brain arrays the named splits and hemispheres need against
+    /// subject.json and voxels.csv from their `.npy` headers alone (no payload
+    /// is read): N×repeats×V. Runs at plan time, before anything is computed.
+    pub fn check_brain(
         &self,
         splits: &[String],
         hemis: &[String],
         voxels_per_hemi: &dyn Fn(&str) -> usize,
     ) -> Result<()> {
-        let header = |path: &Path| -> Result<(Vec<usize>, String)> {
-            if !path.is_file() {
-                return Err(Error::data(path, "missing file in the subject directory"));
+        for split in splits {
+            let n = self.meta.splits.get(split).copied().unwrap_or(0);
+            for hemi in hemis {
+                let path = self.brain_file(split, hemi);
+                let (shape, _) = header(&path)?;
+                let v = voxels_per_hemi(hemi);
+                let want = [n, self.meta.repeats, v];
+                if shape[..] != want {
+                    return Err(Error::data(
+                        &path,
+                        format!(
+                            "shape is {shape:?}, expected images × repeats × voxels = {want:?} \
+                             (split `{split}` in subject.json, repeats = {}, {v} {hemi} voxels in voxels.csv)",
+                            self.meta.repeats
+                        ),
+                    ));
+                }
             }
-            npy::read_header(path)
-                .map_err(|e| Error::data(path, format!("not a readable .npy: {e}")))
-        };
+        }
+        Ok(())
+    }
+
+    /// Checks every split's images (N×H×W×3 uint8, H, W ≥ 1, N as in
+    /// subject.json) from their headers: called where images are used, so a
+    /// short split is reported before an extraction, not after it.
+    pub fn check_images(&self) -> Result<()> {
         for (split, &n) in &self.meta.splits {
             let path = self.images_file(split);
             let (shape, dtype) = header(&path)?;
@@ -131,25 +148,6 @@ impl SubjectDir {
                         shape[0]
                     ),
                 ));
-            }
-        }
-        for split in splits {
-            let n = self.meta.splits.get(split).copied().unwrap_or(0);
-            for hemi in hemis {
-                let path = self.brain_file(split, hemi);
-                let (shape, _) = header(&path)?;
-                let v = voxels_per_hemi(hemi);
-                let want = [n, self.meta.repeats, v];
-                if shape[..] != want {
-                    return Err(Error::data(
-                        &path,
-                        format!(
-                            "shape is {shape:?}, expected images × repeats × voxels = {want:?} \
-                             (split `{split}` in subject.json, repeats = {}, {v} {hemi} voxels in voxels.csv)",
-                            self.meta.repeats
-                        ),
-                    ));
-                }
             }
         }
         Ok(())
@@ -365,6 +363,14 @@ impl VoxelTable {
             labels,
         })
     }
+}
+
+/// Shape and dtype of a subject file's `.npy`, or an error naming the file.
+fn header(path: &Path) -> Result<(Vec<usize>, String)> {
+    if !path.is_file() {
+        return Err(Error::data(path, "missing file in the subject directory"));
+    }
+    npy::read_header(path).map_err(|e| Error::data(path, format!("not a readable .npy: {e}")))
 }
 
 /// `index` is the voxel's position in its hemisphere's brain arrays: an

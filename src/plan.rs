@@ -179,7 +179,7 @@ pub fn build(exp: &Experiment) -> Result<Plan> {
         // and ROI sizes let the executor budget memory.
         let table = VoxelTable::read_csv(&dir.voxels_file())?;
         let per_hemi = |h: &str| table.hemi.iter().filter(|x| *x == h).count();
-        dir.check_layout(&splits, &s.hemis, &per_hemi)?;
+        dir.check_brain(&splits, &s.hemis, &per_hemi)?;
         let mut inputs = BTreeMap::new();
         for f in dir.brain_inputs(&splits, &s.hemis) {
             if !f.is_file() {
@@ -529,16 +529,12 @@ fn add_extract(
         .iter()
         .find(|m| m.name == model)
         .expect("validated");
+    // Shapes and counts against subject.json (and that every file is there).
+    dir.check_images()?;
     let images: Vec<std::path::PathBuf> =
         dir.meta.splits.keys().map(|s| dir.images_file(s)).collect();
     let mut inputs = BTreeMap::new();
     for f in &images {
-        if !f.is_file() {
-            return Err(Error::data(
-                f,
-                "missing image file in the subject directory",
-            ));
-        }
         let rel = f
             .strip_prefix(&dir.dir)
             .unwrap_or(f)

@@ -46,6 +46,14 @@ alpha_grid = [0.1, 10.0, 1000.0]
     )
 }
 
+/// The same experiment with features that a tiny random AlexNet extracts.
+fn extracting_experiment() -> String {
+    experiment("e", "results", "").replace(
+        "[features.toy]\nkind = \"npy\"\ndir = \"data/s1/features/toy\"\nlayers = [\"pixels\", \"edges\"]",
+        "[models.net]\narch = \"alexnet\"\nwidths = [4, 4, 4, 4, 4]\nhidden = 8\nnum_classes = 2\nseed = 1\n\n[features.net]\nkind = \"extract\"\nmodel = \"net\"\nlayers = [\"fc2\"]",
+    )
+}
+
 struct Env {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
@@ -247,7 +255,9 @@ fn features_without_columns_and_images_of_size_zero_are_data_errors() {
         fails_with(&o, "edges.npy: shape [110, 0] has no feature columns");
     }
 
+    // Images are read only where a net is run on them: an extracting experiment.
     let env = Env::new();
+    fs::write(env.path("e.toml"), extracting_experiment()).unwrap();
     let img = env.path("data/s1/images/test.npy");
     fake_npy(&img, "|u1", "(30, 0, 64, 3)", 0);
     let o = env.run(&["exec", "e.toml"]);
@@ -285,7 +295,7 @@ fn absurd_sizes_are_errors_before_anything_is_allocated() {
     let o = env.run(&["exec", "e.toml"]);
     fails_with(
         &o,
-        "images/train.npy: has 60 images but subject.json says split `train` has 1000000000000000000",
+        "brain/train.lh.npy: shape is [60, 3, 320], expected images × repeats × voxels = [1000000000000000000, 3, 320]",
     );
 }
 
@@ -678,18 +688,18 @@ fn a_closed_pipe_ends_plan_and_status_quietly() {
 #[test]
 fn a_short_image_split_is_found_at_plan_time() {
     let env = Env::new();
-    let text = experiment("e", "results", "").replace(
-        "[features.toy]\nkind = \"npy\"\ndir = \"data/s1/features/toy\"\nlayers = [\"pixels\", \"edges\"]",
-        "[models.net]\narch = \"alexnet\"\nwidths = [4, 4, 4, 4, 4]\nhidden = 8\nnum_classes = 2\nseed = 1\n\n[features.net]\nkind = \"extract\"\nmodel = \"net\"\nlayers = [\"fc2\"]",
+    fs::write(env.path("x.toml"), extracting_experiment()).unwrap();
+    // The image split is one image short of subject.json (and the brain data).
+    fake_npy(
+        &env.path("data/s1/images/test.npy"),
+        "|u1",
+        "(29, 64, 64, 3)",
+        29 * 64 * 64 * 3,
     );
-    fs::write(env.path("x.toml"), text).unwrap();
-    let sj = env.path("data/s1/subject.json");
-    let json = fs::read_to_string(&sj).unwrap();
-    fs::write(&sj, json.replace("\"test\": 30", "\"test\": 31")).unwrap();
     let o = env.run(&["plan", "x.toml"]);
     fails_with(
         &o,
-        "images/test.npy: has 30 images but subject.json says split `test` has 31",
+        "images/test.npy: has 29 images but subject.json says split `test` has 30",
     );
     assert!(!stderr(&o).contains("fc2.npy"));
 }

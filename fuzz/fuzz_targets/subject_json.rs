@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let splits: Vec<String> = dir.meta.splits.keys().cloned().collect();
         let _ = dir.check_splits(&splits);
         let _ = dir.n_images();
-        let _ = dir.check_layout(&splits, &dir.meta.hemis.clone(), &|_| 0);
+        let _ = dir.check_brain(&splits, &dir.meta.hemis.clone(), &|_| 0);
+        let _ = dir.check_images();
     }
 });

@@ -83,10 +83,9 @@ impl FitTask {
             .set_message(format!("{} α × {v} voxels", self.alpha_grid.len()));
         let cv = ridge::ridge_cv(&dec, &y_roi, v, &self.alpha_grid, self.alpha_per_voxel);
         let alphas: Vec<f64> = cv.alpha_index.iter().map(|&i| self.alpha_grid[i]).collect();
-        // A tiny α on (near-)singular features overflows the solve; its LOO
-        // error is then inf/NaN and its predictions meaningless. Say so
-        // rather than report R² = −inf.
-        // Predictions whose squares overflow cannot be scored (R² = −inf).
+        // A tiny α on (near-)singular features overflows the solve: its LOO
+        // error is inf/NaN, or its predictions are so large their squares
+        // overflow. Say so rather than report R² = −inf.
         let bad_voxel = (0..v).find(|&j| {
             !cv.loo_mse[(cv.alpha_index[j], j)].is_finite()
                 || !(0..cv.y_pred.nrows())
