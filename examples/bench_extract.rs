@@ -42,11 +42,11 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use rayon::prelude::*;
-use runner::config::DeviceChoice;
 use runner::model::alexnet::{AlexNet, AlexNetConfig, HW2_TAPS, resolve_tap};
-use runner::nodes::extract::device_for;
+use runner::model::device::device_for;
 use runner::npy;
 use runner::preprocess::Preprocess;
+use runner::vocab::DeviceChoice;
 
 struct Args {
     images: PathBuf,

@@ -6,8 +6,8 @@
 //!
 //! Reads `DIR/x_train.npy` (n_train × p), `DIR/x_test.npy` (n_test × p),
 //! `DIR/y_train.npy` (n_train × v) and `DIR/alphas.npy` (the α grid), then
-//! times, with wall clocks, [`runner::ridge::decompose`] and
-//! [`runner::ridge::ridge_cv`] (all voxels, one shared α, intercept fitted —
+//! times, with wall clocks, [`runner::numerics::ridge::decompose`] and
+//! [`runner::numerics::ridge::ridge_cv`] (all voxels, one shared α, intercept fitted —
 //! the settings of scikit-learn's default `RidgeCV`). Loading the files is not
 //! counted. Each repeat starts again from the loaded matrices; the best time
 //! of each phase (and the best total) over the repeats is reported.
@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use runner::npy;
-use runner::ridge::{Mode, decompose, ridge_cv};
+use runner::numerics::ridge::{Mode, decompose, ridge_cv};
 
 struct Args {
     dir: PathBuf,
@@ -164,7 +164,7 @@ fn run() -> Result<(), String> {
             .unwrap();
         cvs[r].y_pred[(i, j - bounds[r].0)]
     });
-    let cv = runner::ridge::RidgeCv {
+    let cv = runner::numerics::ridge::RidgeCv {
         alpha_index: vec![roi_alpha_index[0]; v],
         loo_mse: faer::Mat::zeros(0, 0),
         y_pred,
@@ -196,7 +196,7 @@ fn run() -> Result<(), String> {
         "y_pred_first": first_preds,
     });
     if let Some(path) = &args.save_pred {
-        let data = runner::ridge::to_row_major(cv.y_pred.as_ref());
+        let data = runner::numerics::ridge::to_row_major(cv.y_pred.as_ref());
         npy::write(path, &[n_test, v], &data).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     println!("{out}");

@@ -509,6 +509,27 @@ impl Entry {
         Ok(bytes)
     }
 
+    /// Checks one file against the manifest without holding it in memory
+    /// (for readers that then stream it in batches).
+    pub fn verify_file(&self, name: &str) -> Result<()> {
+        let rec = self.manifest.files.get(name).ok_or_else(|| Error::Cache {
+            dir: self.dir.clone(),
+            message: format!("entry has no file `{name}`"),
+        })?;
+        let path = self.dir.join(name);
+        let mut h = blake3::Hasher::new();
+        h.update_mmap_rayon(&path).at(&path)?;
+        if h.finalize().to_hex().as_str() != rec.blake3 {
+            return Err(Error::Cache {
+                dir: self.dir.clone(),
+                message: format!(
+                    "`{name}` is corrupt: its bytes do not match the stored blake3; run exec again to rebuild it"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub fn read_f64(&self, name: &str) -> Result<npy::Array<f64>> {
         let bytes = self.read(name)?;
         npy::parse_f64(&bytes).map_err(|e| Error::Cache {

@@ -69,26 +69,34 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Write a synthetic subject in the runner-nsd-v1 layout (for examples and tests).
+    /// Write a synthetic subject (for examples and tests) in runner's NSD
+    /// layout or in the Algonauts 2023 challenge's.
     Synth {
         out: PathBuf,
+        /// "runner-nsd-v1" or "algonauts2023".
+        #[arg(long, default_value = "runner-nsd-v1")]
+        layout: String,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Subject id written into subject.json (default: the directory's name).
         #[arg(long)]
         subject: Option<String>,
-        #[arg(long, default_value_t = 240)]
-        n_train: usize,
+        /// Training images (default: 240 NSD, 200 Algonauts).
+        #[arg(long)]
+        n_train: Option<usize>,
+        /// NSD only.
         #[arg(long, default_value_t = 60)]
         n_val: usize,
-        #[arg(long, default_value_t = 100)]
-        n_test: usize,
+        /// Test images (default: 100 NSD, 20 Algonauts).
+        #[arg(long)]
+        n_test: Option<usize>,
         #[arg(long, default_value_t = 64)]
         image_size: usize,
-        #[arg(long, default_value_t = 320)]
-        voxels_lh: usize,
-        #[arg(long, default_value_t = 280)]
-        voxels_rh: usize,
+        /// Voxels (vertices) of the left hemisphere (default: 320 NSD, 120 Algonauts).
+        #[arg(long)]
+        voxels_lh: Option<usize>,
+        #[arg(long)]
+        voxels_rh: Option<usize>,
     },
 }
 
@@ -268,6 +276,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Synth {
             out,
+            layout,
             seed,
             subject,
             n_train,
@@ -277,6 +286,35 @@ pub fn run(cli: Cli) -> Result<()> {
             voxels_lh,
             voxels_rh,
         } => {
+            if layout == "algonauts2023" {
+                let d = synth::algonauts::AlgonautsSynthConfig::default();
+                let cfg = synth::algonauts::AlgonautsSynthConfig {
+                    seed,
+                    n_train: n_train.unwrap_or(d.n_train),
+                    n_test: n_test.unwrap_or(d.n_test),
+                    image_size,
+                    vertices_lh: voxels_lh.unwrap_or(d.vertices_lh),
+                    vertices_rh: voxels_rh.unwrap_or(d.vertices_rh),
+                    ..d
+                };
+                let report = synth::algonauts::generate_algonauts(&cfg, &out)
+                    .map_err(|e| Error::io(&out, e))?;
+                println!(
+                    "wrote synthetic Algonauts 2023 subject to {}: {} training and {} test images, {} + {} vertices",
+                    report.out_dir.display(),
+                    cfg.n_train,
+                    cfg.n_test,
+                    cfg.vertices_lh,
+                    cfg.vertices_rh
+                );
+                return Ok(());
+            }
+            if layout != "runner-nsd-v1" {
+                return Err(Error::usage(format!("unknown layout `{layout}`"))
+                    .with_help("--layout runner-nsd-v1 (default) or algonauts2023"));
+            }
+            let (n_train, n_test) = (n_train.unwrap_or(240), n_test.unwrap_or(100));
+            let (voxels_lh, voxels_rh) = (voxels_lh.unwrap_or(320), voxels_rh.unwrap_or(280));
             let subject = subject.unwrap_or_else(|| {
                 out.file_name()
                     .map(|n| n.to_string_lossy().to_string())

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::cache::{Cache, EntryState};
 use crate::error::{Error, IoContext, Result};
-use crate::nodes::Ctx;
+use crate::node::Ctx;
 use crate::plan::Plan;
 
 #[derive(Debug, Clone)]
@@ -390,7 +390,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
 
     let mut warnings = plan.warnings.clone();
     warnings.extend(warnings_of_nodes.into_inner().unwrap());
-    let results = match fit_warnings(plan, cache).and_then(|w| {
+    let results = match node_warnings(plan, cache).and_then(|w| {
         warnings.extend(w);
         materialize(plan, cache)
     }) {
@@ -421,17 +421,15 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
     Ok(summary)
 }
 
-/// α-at-the-edge warnings, from every fit's metadata (fresh or reused alike).
-fn fit_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
+/// Every node's warnings for the user (α at the grid's edge, empty ROIs),
+/// from its entry, whether it ran now or was reused.
+fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for ix in plan.topo() {
         let node = &plan.graph[ix];
-        if let crate::nodes::Task::Fit(t) = &node.task {
-            let meta: crate::nodes::fit::FitOut =
-                cache.open_entry(&node.key)?.read_json("fit.json")?;
-            if let Some(w) = meta.edge_warning(&t.alpha_grid) {
-                out.push(format!("{}: {w}", node.id));
-            }
+        let open = || cache.open_entry(&node.key);
+        for w in node.task.warnings(&open)? {
+            out.push(format!("{}: {w}", node.id));
         }
     }
     Ok(out)
@@ -443,15 +441,16 @@ fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     let entries = plan
         .outputs
         .iter()
-        .map(|(ix, prefix)| Ok((cache.open_entry(&plan.graph[*ix].key)?, prefix)))
+        .map(|(ix, prefix)| Ok((cache.open_entry(&plan.graph[*ix].key)?, prefix, *ix)))
         .collect::<Result<Vec<_>>>()?;
     // Read one file at a time, as the publisher writes it.
-    let mut files = entries.iter().flat_map(|(entry, prefix)| {
-        entry
-            .manifest
-            .files
-            .keys()
-            .map(move |name| entry.read(name).map(|b| (format!("{prefix}{name}"), b)))
+    let mut files = entries.iter().flat_map(|(entry, prefix, ix)| {
+        let task = &plan.graph[*ix].task;
+        entry.manifest.files.keys().map(move |name| {
+            entry
+                .read(name)
+                .map(|b| (format!("{prefix}{}", task.result_name(name)), b))
+        })
     });
     crate::results::publish(
         &plan.experiment.results_dir,

@@ -10,22 +10,27 @@
 // size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod algonauts;
+pub mod analyses;
 pub mod barcode;
 pub mod cache;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod error;
 pub mod exec;
 pub mod key;
-pub mod metrics;
 pub mod model;
+pub mod node;
 pub mod nodes;
 pub mod npy;
 pub mod nsd;
-pub mod numpy_random;
+pub mod numerics;
+pub mod pickle;
 pub mod plan;
 pub mod preprocess;
+pub mod record;
 pub mod results;
-pub mod ridge;
 pub mod synth;
 pub mod train;
+pub mod vocab;

@@ -140,7 +140,7 @@ const MAX_HEADER: usize = 10_000;
 /// Reads the header through npyz, after checking it ourselves: npyz
 /// multiplies the shape's dimensions unchecked (a panic, or a wrapped count
 /// in a release build, on a header such as `(2**62, 400)`).
-fn parse_header(r: &mut impl Read) -> io::Result<npyz::NpyHeader> {
+pub(crate) fn parse_header(r: &mut impl Read) -> io::Result<npyz::NpyHeader> {
     let mut pre = vec![0u8; 8];
     r.read_exact(&mut pre)?;
     if &pre[..6] != b"\x93NUMPY" {
@@ -352,5 +352,68 @@ mod tests {
         // 2×3 matrix [[0,1,2],[3,4,5]] stored column-major is 0,3,1,4,2,5.
         let bytes: Vec<u8> = [0u8, 3, 1, 4, 2, 5].to_vec();
         assert_eq!(fortran_to_c(&bytes, &[2, 3], 1), vec![0, 1, 2, 3, 4, 5]);
+    }
+}
+
+/// Rows of a 2-d (or n-d, flattened per row) little-endian float32 `.npy`,
+/// read on demand, so that a reader of a 2 GB feature matrix holds one batch.
+pub struct RowReader {
+    file: File,
+    data_start: u64,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl RowReader {
+    pub fn open(path: &Path) -> io::Result<RowReader> {
+        let (shape, descr) = read_header(path)?;
+        if descr.trim_matches('\'') != "<f4" {
+            return Err(invalid(format!(
+                "expected float32 features (<f4), found dtype {descr}"
+            )));
+        }
+        let mut file = File::open(path)?;
+        let mut r = BufReader::new(&mut file);
+        let header = parse_header(&mut r)?;
+        if header.order() != Order::C {
+            return Err(invalid(
+                "Fortran-ordered arrays are not supported; save with C order".into(),
+            ));
+        }
+        let data_start = r.stream_position()?;
+        let rows = shape.first().copied().unwrap_or(1);
+        let cols = checked_len(&shape)?.checked_div(rows).unwrap_or(0);
+        Ok(RowReader {
+            file,
+            data_start,
+            rows,
+            cols,
+        })
+    }
+
+    /// The given rows, in the given order, row-major.
+    pub fn read_rows(&mut self, rows: &[usize]) -> io::Result<Vec<f32>> {
+        use std::io::SeekFrom;
+        let mut out = vec![0f32; rows.len() * self.cols];
+        let mut buf = vec![0u8; self.cols * 4];
+        for (k, &i) in rows.iter().enumerate() {
+            if i >= self.rows {
+                return Err(invalid(format!(
+                    "row {i} is past the last row {}",
+                    self.rows
+                )));
+            }
+            self.file.seek(SeekFrom::Start(
+                self.data_start + (i * self.cols * 4) as u64,
+            ))?;
+            self.file.read_exact(&mut buf)?;
+            for (o, b) in out[k * self.cols..(k + 1) * self.cols]
+                .iter_mut()
+                .zip(buf.chunks_exact(4))
+            {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Ok(out)
     }
 }

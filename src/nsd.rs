@@ -16,9 +16,9 @@ use indexmap::IndexMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Selector;
 use crate::error::{Error, IoContext, Result};
 use crate::npy;
+use crate::vocab::Selector;
 
 pub const FORMAT: &str = "runner-nsd-v1";
 

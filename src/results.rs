@@ -113,6 +113,10 @@ pub fn publish(
     for item in files {
         let (name, bytes) = item?;
         let p = staging.path().join(&name);
+        // A result may sit in a folder (a submission's `subj01/...`).
+        if let Some(dir) = p.parent().filter(|d| *d != staging.path()) {
+            fs::create_dir_all(dir).at(dir)?;
+        }
         let mut f = File::create(&p).at(&p)?;
         f.write_all(&bytes).at(&p)?;
         f.sync_all().at(&p)?;
@@ -129,7 +133,10 @@ pub fn publish(
     if dir.is_dir() {
         for e in fs::read_dir(dir).at(dir)?.flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            if n == INDEX || n.starts_with(".tmp-") || previous.contains(&n) || names.contains(&n) {
+            // Runner's files, by their first path component (a folder of results is runner's).
+            let ours =
+                |list: &[String]| list.iter().any(|x| x.split('/').next() == Some(n.as_str()));
+            if n == INDEX || n.starts_with(".tmp-") || ours(&previous) || ours(&names) {
                 continue;
             }
             let to = staging.path().join(&n);

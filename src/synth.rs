@@ -31,6 +31,8 @@ use rand_pcg::Pcg64;
 
 use crate::npy;
 
+pub mod algonauts;
+
 pub const FORMAT: &str = "runner-nsd-v1";
 const SPLITS: [&str; 3] = ["train", "val", "test"];
 const HEMIS: [&str; 2] = ["lh", "rh"];
@@ -145,6 +147,14 @@ pub struct SynthReport {
 /// place at the end, so an interrupted run never leaves a half-written subject.
 pub fn generate(cfg: &SynthConfig, out_dir: &Path) -> io::Result<SynthReport> {
     cfg.validate()?;
+    let mut report = staged(out_dir, |dir| write_subject(cfg, dir))?;
+    report.out_dir = out_dir.to_path_buf();
+    Ok(report)
+}
+
+/// Runs `write` on a fresh hidden sibling of `out_dir` and renames it to
+/// `out_dir`, which must not exist; the sibling is removed on error or panic.
+fn staged<R>(out_dir: &Path, write: impl FnOnce(&Path) -> io::Result<R>) -> io::Result<R> {
     let exists_err = || {
         io::Error::new(
             ErrorKind::AlreadyExists,
@@ -184,7 +194,7 @@ pub fn generate(cfg: &SynthConfig, out_dir: &Path) -> io::Result<SynthReport> {
         )),
     };
     fs::create_dir(&staging.path).map_err(|e| with_path(e, "cannot create", &staging.path))?;
-    let mut report = write_subject(cfg, &staging.path)?;
+    let result = write(&staging.path)?;
 
     // rename() would silently replace an empty directory created meanwhile.
     if out_dir.symlink_metadata().is_ok() {
@@ -193,8 +203,7 @@ pub fn generate(cfg: &SynthConfig, out_dir: &Path) -> io::Result<SynthReport> {
     fs::rename(&staging.path, out_dir)
         .map_err(|e| with_path(e, "cannot move subject to", out_dir))?;
     staging.armed = false;
-    report.out_dir = out_dir.to_path_buf();
-    Ok(report)
+    Ok(result)
 }
 
 /// Removes the staging directory on error or panic; disarmed once renamed.
@@ -249,6 +258,11 @@ enum Stream {
     Net = 2,
     Voxels = 3,
     Noise = 4,
+    // The Algonauts 2023 subject (algonauts.rs).
+    AlgonautsImage = 5,
+    AlgonautsLayout = 6,
+    AlgonautsVertices = 7,
+    AlgonautsNoise = 8,
 }
 
 fn splitmix64(mut z: u64) -> u64 {

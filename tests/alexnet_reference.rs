@@ -41,7 +41,7 @@ fn config(variant: &str) -> AlexNetConfig {
 /// The device extraction would use in this build (flex, or libtorch with `--features tch`),
 /// so the same golden test checks every backend.
 fn device() -> Device {
-    runner::nodes::extract::device_for(runner::config::DeviceChoice::Auto)
+    runner::model::device::device_for(runner::vocab::DeviceChoice::Auto)
         .unwrap()
         .0
 }

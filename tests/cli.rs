@@ -45,10 +45,9 @@ kind = "npy"
 dir = "data/s1/features/toy"
 layers = ["pixels", "edges", "global"]
 {ROIS}
-[fit]
+[analyses.ridge]
+kind = "ridge_cv"
 alpha_grid = {alpha_grid}
-
-[score]
 aggregate = "mean"
 
 [[plots]]
@@ -60,8 +59,8 @@ rois = ["V1", "V4", "ventral"]
 }
 
 const GRID: &str = "[1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5]";
-/// subject + 3 rois + 3 decompose + 9 fits + 9 scores + table + plot
-const NODES: u64 = 1 + 3 + 3 + 9 + 9 + 1 + 1;
+/// subject + 3 rois + split + 3 decompose + 9 fits + 9 scores + table + plot
+const NODES: u64 = 1 + 3 + 1 + 3 + 9 + 9 + 1 + 1;
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -130,6 +129,7 @@ fn second_exec_runs_nothing_and_writes_results() {
     for f in [
         "results.parquet",
         "results.csv",
+        "results_wide.csv",
         "voxel_scores.parquet",
         "heatmap_r2_over_nc_toy.png",
         "heatmap_r2_over_nc_toy.svg",
@@ -140,7 +140,15 @@ fn second_exec_runs_nothing_and_writes_results() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "subject,model,layer,layer_index,roi,n_voxels,alpha,aggregate,r2,r2_over_nc,pearson_r,fit_key,score_key"
+        "analysis,subject,hemisphere,source,layer,layer_index,roi,metric,aggregate,value,n_voxels,node_key"
+    );
+    // 9 fits × (r2, r2_over_nc, pearson_r, noise_ceiling, alpha)
+    assert_eq!(lines.count(), 9 * 5);
+    let wide = fs::read_to_string(env.path("results/results_wide.csv")).unwrap();
+    let mut lines = wide.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "analysis,subject,source,layer,roi,hemisphere,n_voxels,r2,r2_over_nc,pearson_r,noise_ceiling,alpha"
     );
     assert_eq!(lines.count(), 9);
     let png = fs::read(env.path("results/heatmap_r2_over_nc_toy.png")).unwrap();
@@ -158,14 +166,14 @@ fn the_synthetic_brain_prefers_edges_early_and_global_late() {
     // its ventral voxels from global image statistics; the fits must see that.
     let env = Env::new();
     env.exec();
-    let csv = fs::read_to_string(env.path("results/results.csv")).unwrap();
+    let csv = fs::read_to_string(env.path("results/results_wide.csv")).unwrap();
     let score = |layer: &str, roi: &str| -> f64 {
         let row = csv
             .lines()
             .map(|l| l.split(',').collect::<Vec<_>>())
-            .find(|c| c[2] == layer && c[4] == roi)
+            .find(|c| c[3] == layer && c[4] == roi)
             .unwrap();
-        row[9].parse().unwrap()
+        row[8].parse().unwrap()
     };
     assert!(score("edges", "V1") > score("global", "V1"));
     assert!(score("edges", "V1") > score("pixels", "V1"));
@@ -190,7 +198,7 @@ fn changing_the_alpha_grid_reruns_only_fit_score_table_plot() {
     let plan = String::from_utf8_lossy(&plan.stdout);
     assert!(
         plan.lines().any(|l| l.starts_with("stale")
-            && l.contains("fit/s1/toy/edges/V1")
+            && l.contains("fit/ridge/s1/toy/edges/V1")
             && l.contains("params changed: alpha_grid")),
         "{plan}"
     );
@@ -232,7 +240,7 @@ fn one_byte_of_one_feature_file_reruns_only_its_dependents() {
     let s = env.exec();
     // decompose(global) + 3 fits + 3 scores + table + plot
     assert_eq!(s["ran"], 1 + 3 + 3 + 1 + 1);
-    let explain = env.run(&["explain", "exp.toml", "fit/s1/toy/edges/V1"]);
+    let explain = env.run(&["explain", "exp.toml", "fit/ridge/s1/toy/edges/V1"]);
     assert!(String::from_utf8_lossy(&explain.stdout).contains("status:       fresh"));
 }
 
@@ -326,7 +334,7 @@ fn a_corrupt_entry_is_detected_and_recomputed() {
     let env = Env::new();
     env.exec();
     let before = fs::read(env.path("results/results.csv")).unwrap();
-    let entry = fit_entry(&env, "fit/s1/toy/edges/V4");
+    let entry = fit_entry(&env, "fit/ridge/s1/toy/edges/V4");
     let f = entry.join("y_pred.npy");
     let mut bytes = fs::read(&f).unwrap();
     let mid = bytes.len() / 2;
@@ -337,7 +345,7 @@ fn a_corrupt_entry_is_detected_and_recomputed() {
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["recomputed_corrupt"], 1);
     assert_eq!(s["ran"], 1);
-    assert!(stderr(&out).contains("fit/s1/toy/edges/V4: cached entry was corrupt"));
+    assert!(stderr(&out).contains("fit/ridge/s1/toy/edges/V4: cached entry was corrupt"));
     assert_eq!(fs::read(env.path("results/results.csv")).unwrap(), before);
 }
 
@@ -425,7 +433,7 @@ fn explain_names_the_changed_component() {
     let env = Env::new();
     env.exec();
     fs::write(env.path("exp.toml"), experiment("[1.0, 10.0]")).unwrap();
-    let out = env.run(&["explain", "exp.toml", "score/s1/toy/edges/V1"]);
+    let out = env.run(&["explain", "exp.toml", "score/ridge/s1/toy/edges/V1"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("kind:         score"), "{text}");
     assert!(
@@ -498,22 +506,25 @@ fn median_aggregate_and_per_voxel_alpha_are_what_the_table_says() {
             .map(|v| v.unwrap())
             .collect()
     };
-    assert!(strs(&table, "aggregate").iter().all(|a| a == "median"));
-    let (layers, rois, r2) = (
+    let (metric, agg) = (strs(&table, "metric"), strs(&table, "aggregate"));
+    // Scores are medians; α (per voxel here) is summarised by its median too.
+    assert!(agg.iter().all(|a| a == "median"), "{agg:?}");
+    let (layers, rois, value) = (
         strs(&table, "layer"),
         strs(&table, "roi"),
-        nums(&table, "r2"),
+        nums(&table, "value"),
     );
-    let (vl, vr, vr2, va) = (
+    let (vl, vr, vm, vv) = (
         strs(&voxels, "layer"),
         strs(&voxels, "roi"),
-        nums(&voxels, "r2"),
-        nums(&voxels, "alpha"),
+        strs(&voxels, "metric"),
+        nums(&voxels, "value"),
     );
-    for i in 0..layers.len() {
+    let mut checked = 0;
+    for i in (0..layers.len()).filter(|&i| metric[i] == "r2") {
         let mut mine: Vec<f64> = (0..vl.len())
-            .filter(|&j| vl[j] == layers[i] && vr[j] == rois[i])
-            .map(|j| vr2[j])
+            .filter(|&j| vl[j] == layers[i] && vr[j] == rois[i] && vm[j] == "r2")
+            .map(|j| vv[j])
             .collect();
         mine.sort_by(f64::total_cmp);
         let m = mine.len();
@@ -523,20 +534,22 @@ fn median_aggregate_and_per_voxel_alpha_are_what_the_table_says() {
             (mine[m / 2 - 1] + mine[m / 2]) / 2.0
         };
         assert!(
-            (median - r2[i]).abs() < 1e-12,
+            (median - value[i]).abs() < 1e-12,
             "{} {}: table {} vs median {median}",
             layers[i],
             rois[i],
-            r2[i]
+            value[i]
         );
+        checked += 1;
     }
+    assert_eq!(checked, 9);
     // Per-voxel α: voxels of one ROI do not all share one α.
     let alphas_v1_edges: Vec<f64> = (0..vl.len())
-        .filter(|&j| vl[j] == "edges" && vr[j] == "V1")
-        .map(|j| va[j])
+        .filter(|&j| vl[j] == "edges" && vr[j] == "V1" && vm[j] == "alpha")
+        .map(|j| vv[j])
         .collect();
     assert!(
-        alphas_v1_edges.iter().any(|a| *a != alphas_v1_edges[0]),
+        alphas_v1_edges.len() > 1 && alphas_v1_edges.iter().any(|a| *a != alphas_v1_edges[0]),
         "{alphas_v1_edges:?}"
     );
 }

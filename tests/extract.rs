@@ -59,7 +59,8 @@ labels = ["V1"]
 match = "substring"
 min_ncsnr = 0.2
 
-[fit]
+[analyses.ridge]
+kind = "ridge_cv"
 alpha_grid = [1.0, 100.0, 1e4]
 
 [[plots]]
@@ -114,8 +115,8 @@ fn extracted_taps_are_the_forward_pass_of_every_image_in_stimulus_order() {
     let ckpt = fixtures().join("hw_small_bare.pt");
     let env = Env::new(&ckpt, 8);
     let s = env.exec();
-    // 2 extract + 4 decompose + 4 fits + 4 scores + subject + roi + table + plot
-    assert_eq!(s["ran"], 2 + 4 + 4 + 4 + 4);
+    // 2 extract + 4 decompose + 4 fits + 4 scores + subject + roi + split + table + plot
+    assert_eq!(s["ran"], 2 + 4 + 4 + 4 + 5);
 
     let cfg = runner::model::alexnet::AlexNetConfig {
         widths: [8, 24, 32, 32, 16],
@@ -123,7 +124,7 @@ fn extracted_taps_are_the_forward_pass_of_every_image_in_stimulus_order() {
         num_classes: 32,
         dropout: 0.5,
     };
-    let device = runner::nodes::extract::device_for(runner::config::DeviceChoice::Auto)
+    let device = runner::model::device::device_for(runner::vocab::DeviceChoice::Auto)
         .unwrap()
         .0;
     let mut net = cfg.init(&device);

@@ -8,14 +8,14 @@
 #[test]
 fn cuda_taps_match_the_pytorch_reference() {
     use burn::prelude::*;
-    use runner::config::DeviceChoice;
+    use runner::vocab::DeviceChoice;
     use std::path::Path;
 
     if !tch::Cuda::is_available() {
         eprintln!("skipped: libtorch sees no CUDA device");
         return;
     }
-    let (device, name) = runner::nodes::extract::device_for(DeviceChoice::Cuda).unwrap();
+    let (device, name) = runner::model::device::device_for(DeviceChoice::Cuda).unwrap();
     assert_eq!(name, "libtorch CUDA");
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alexnet");
     let cfg = runner::model::alexnet::AlexNetConfig {

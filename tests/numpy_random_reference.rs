@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use runner::numpy_random::RandomState;
+use runner::numerics::numpy_random::RandomState;
 
 fn fixture(name: &str) -> (Vec<usize>, Vec<i64>) {
     let a = runner::npy::read_f64(&Path::new("tests/fixtures/numpy_random").join(name)).unwrap();

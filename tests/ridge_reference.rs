@@ -12,7 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use runner::{metrics, npy, ridge};
+use runner::npy;
+use runner::numerics::{metrics, ridge};
 
 fn dir(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -39,7 +39,8 @@ column = "prf-visualrois"
 labels = ["V4"]
 match = "substring"
 
-[fit]
+[analyses.ridge]
+kind = "ridge_cv"
 alpha_grid = [0.1, 10.0, 1000.0]
 {extra_fit}
 "#
@@ -424,10 +425,10 @@ fn gc_for_another_experiment_never_deletes_a_running_execs_entries() {
     let status = stdout(&env.run(&["status"]));
     assert!(!status.contains("running"), "{status}");
     // Once it is done, its entries are fair game for a gc that keeps only
-    // e.toml's (subject, 2 ROIs, 2 decompositions, shared with other.toml).
+    // e.toml's (subject, 2 ROIs, a split, 2 decompositions, shared with other.toml).
     let o = env.run(&["gc", "e.toml"]);
-    assert!(stdout(&o).contains("kept 5"), "{}", stdout(&o));
-    assert_eq!(count_entries(&env), 5);
+    assert!(stdout(&o).contains("kept 6"), "{}", stdout(&o));
+    assert_eq!(count_entries(&env), 6);
 }
 
 // --- B6: results as a set ---------------------------------------------------
@@ -600,7 +601,7 @@ fn a_missing_key_names_its_own_table() {
     let text = experiment("e", "results", "").replacen("match = \"substring\"\n", "", 1);
     fs::write(env.path("m.toml"), text).unwrap();
     let o = env.run(&["plan", "m.toml"]);
-    fails_with(&o, "m.toml:14:1: missing field `match` in table [rois.V1]");
+    fails_with(&o, "m.toml:14:1: rois.V1 is missing `match`");
     assert!(!stderr(&o).contains("features.toy"), "{}", stderr(&o));
 }
 

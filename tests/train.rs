@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use runner::config::DeviceChoice;
 use runner::model::alexnet::AlexNetConfig;
 use runner::train::spec::{BarcodeData, Optimizer, Schedule, TrainSpec};
+use runner::vocab::DeviceChoice;
 use serde_json::Value;
 
 /// The net of the through-the-binary tests (few channels: fast).

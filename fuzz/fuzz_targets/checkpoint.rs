@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use runner::model::alexnet::AlexNetConfig;
 
 fuzz_target!(|data: &[u8]| {
-    let (device, _) = runner::nodes::extract::device_for(runner::config::DeviceChoice::Cpu).unwrap();
+    let (device, _) = runner::model::device::device_for(runner::vocab::DeviceChoice::Cpu).unwrap();
     let cfg = AlexNetConfig {
         widths: [2, 2, 2, 2, 2],
         hidden: 4,

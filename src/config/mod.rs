@@ -8,10 +8,10 @@ mod source;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_spanned::Spanned;
 
 use crate::error::{IoContext, Result};
+use crate::vocab::{DeviceChoice, ImageFormat, LabelMatch, Metric, PreprocessKind, Selector};
 pub use source::Source;
 
 #[derive(Debug, Clone)]
@@ -28,8 +28,8 @@ pub struct Experiment {
     pub models: Vec<ModelSpec>,
     pub features: Vec<FeatureSource>,
     pub rois: Vec<Roi>,
-    pub fit: FitSpec,
-    pub score: ScoreSpec,
+    /// `[analyses.NAME]`, in file order.
+    pub analyses: Vec<(String, std::sync::Arc<dyn crate::analyses::Analysis>)>,
     pub plots: Vec<PlotSpec>,
 }
 
@@ -38,39 +38,23 @@ pub struct Subject {
     pub name: String,
     pub path: PathBuf,
     pub path_span: Range<usize>,
-    pub train_splits: Vec<String>,
-    pub test_splits: Vec<String>,
+    pub format: SubjectFormat,
     pub hemis: Vec<String>,
-    pub voxel_mask: Selector,
-    /// Voxels with ncsnr <= min_ncsnr are dropped (NSD: ncsnr > 0).
-    pub min_ncsnr: f64,
 }
 
-/// Picks voxels by the labels in one column of the voxel table.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Selector {
-    pub column: String,
-    pub labels: Vec<String>,
-    #[serde(rename = "match")]
-    pub match_: LabelMatch,
-}
-
-/// HW2 matches by substring ('V4' matches 'hV4', 'ventral' matches
-/// 'midventral'); the file must say which rule it means.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LabelMatch {
-    Exact,
-    Substring,
-}
-
-impl Selector {
-    pub fn matches(&self, label: &str) -> bool {
-        self.labels.iter().any(|want| match self.match_ {
-            LabelMatch::Exact => label == want,
-            LabelMatch::Substring => label.contains(want.as_str()),
-        })
-    }
+/// The layout of a subject's directory, and what only that layout has.
+#[derive(Debug, Clone)]
+pub enum SubjectFormat {
+    /// runner's NSD layout (HW2's data; see README).
+    Nsd {
+        train_splits: Vec<String>,
+        test_splits: Vec<String>,
+        voxel_mask: Selector,
+        /// Voxels with ncsnr <= min_ncsnr are dropped (NSD: ncsnr > 0).
+        min_ncsnr: f64,
+    },
+    /// The Algonauts 2023 challenge's subject directory, as distributed.
+    Algonauts2023,
 }
 
 #[derive(Debug, Clone)]
@@ -93,34 +77,6 @@ pub enum FeatureKind {
         batch_size: usize,
         device: DeviceChoice,
     },
-}
-
-/// Which torchvision pipeline images go through before the net.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PreprocessKind {
-    /// HW2: Resize((256, 256)), CenterCrop(224), ToTensor, Normalize(ImageNet).
-    Hw2,
-    /// Algonauts devkit: Resize((224, 224)), ToTensor, Normalize(ImageNet).
-    Algonauts,
-}
-
-impl PreprocessKind {
-    pub fn pipeline(self) -> crate::preprocess::Preprocess {
-        match self {
-            PreprocessKind::Hw2 => crate::preprocess::Preprocess::hw2(),
-            PreprocessKind::Algonauts => crate::preprocess::Preprocess::algonauts(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    /// A GPU when the build and the machine have one, else the CPU.
-    Auto,
-    Cpu,
-    Cuda,
 }
 
 /// A net declared in `[models.NAME]`.
@@ -165,80 +121,26 @@ impl FeatureSource {
 #[derive(Debug, Clone)]
 pub struct Roi {
     pub name: String,
-    pub selector: Selector,
+    /// None: every voxel (`all = true`).
+    pub selector: Option<Selector>,
     /// HW2 keeps voxels with ncsnr > 0.2 in every ROI.
-    pub min_ncsnr: f64,
+    pub min_ncsnr: Option<f64>,
     pub hemis: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone)]
-pub struct FitSpec {
-    pub alpha_grid: Vec<f64>,
-    pub alpha_per_voxel: bool,
-    pub fit_intercept: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Metric {
-    R2,
-    R2OverNc,
-    PearsonR,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 3] = [Metric::R2, Metric::R2OverNc, Metric::PearsonR];
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::R2 => "r2",
-            Metric::R2OverNc => "r2_over_nc",
-            Metric::PearsonR => "pearson_r",
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Metric::R2 => "R²",
-            Metric::R2OverNc => "R² / noise ceiling",
-            Metric::PearsonR => "Pearson r",
-        }
-    }
-    fn parse(s: &str) -> Option<Metric> {
-        Metric::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    Mean,
-    Median,
-}
-
-impl Aggregate {
-    pub fn name(self) -> &'static str {
-        match self {
-            Aggregate::Mean => "mean",
-            Aggregate::Median => "median",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ScoreSpec {
-    pub metrics: Vec<Metric>,
-    pub aggregate: Aggregate,
-    pub nc_repeats: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
-    Png,
-    Svg,
+pub enum PlotKind {
+    /// HW2: one grid per feature source, layers × ROIs.
+    Heatmap,
+    /// The Algonauts devkit: ROI aggregates, left vs right hemisphere.
+    RoiBars,
 }
 
 #[derive(Debug, Clone)]
 pub struct PlotSpec {
+    pub kind: PlotKind,
+    pub analysis: String,
     pub metric: Metric,
     pub formats: Vec<ImageFormat>,
     pub title: Option<String>,
@@ -267,6 +169,20 @@ pub fn load(path: &Path) -> Result<Experiment> {
 pub fn parse(path: &Path, text: String) -> Result<Experiment> {
     let src = Source::new(path, text);
     let raw: raw::RawExperiment = toml::from_str(&src.text).map_err(|e| src.from_toml(e))?;
+    // Analyses are parsed again, each by its kind, from the same text with
+    // its spans (the first pass only checked the file is TOML).
+    let doc = toml::de::DeTable::parse(&src.text).map_err(|e| src.from_toml(e))?;
+    let analyses: Vec<(String, toml::Spanned<toml::de::DeValue<'_>>)> = doc
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref() == "analyses")
+        .and_then(|(_, v)| v.get_ref().as_table().cloned())
+        .map(|t| {
+            t.into_iter()
+                .map(|(k, v)| (k.into_inner().to_string(), v))
+                .collect()
+        })
+        .unwrap_or_default();
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -278,7 +194,7 @@ pub fn parse(path: &Path, text: String) -> Result<Experiment> {
     };
     let base = std::path::absolute(&base).at(&base)?;
     let base = normalize(&base);
-    Validator { src: &src, base }.experiment(raw)
+    Validator { src: &src, base }.experiment(raw, analyses)
 }
 
 /// `a/b/../c` → `a/c`, lexically (the directories need not exist yet), so
@@ -349,7 +265,14 @@ impl Validator<'_> {
         }
     }
 
-    fn experiment(&self, raw: raw::RawExperiment) -> Result<Experiment> {
+    fn experiment(
+        &self,
+        raw: raw::RawExperiment,
+        analyses: Vec<(String, toml::Spanned<toml::de::DeValue<'_>>)>,
+    ) -> Result<Experiment> {
+        if let Some(old) = raw.fit.as_ref().or(raw.score.as_ref()) {
+            return Err(self.old_fit_score(old.span(), raw.fit.as_ref(), raw.score.as_ref()));
+        }
         let name = raw.experiment.name.get_ref().clone();
         self.check_name("experiment", &name, raw.experiment.name.span())?;
         let cache_dir = raw.experiment.cache.map(|p| self.resolve(p.get_ref()));
@@ -399,12 +322,27 @@ impl Validator<'_> {
             .map(|(n, r)| self.roi(n, r))
             .collect::<Result<Vec<_>>>()?;
 
-        let fit = self.fit(raw.fit)?;
-        let score = self.score(raw.score)?;
+        if analyses.is_empty() {
+            return self.err(0..0, "the experiment declares no analysis").map_err(|e| {
+                e.with_help("add an [analyses.NAME] table with kind = \"ridge_cv\" (HW2) or \"linear\" (Algonauts)")
+            });
+        }
+        let cx = crate::analyses::ParseCx {
+            src: self.src,
+            features: features.iter().map(|f| f.name.clone()).collect(),
+            rois: rois.iter().map(|r| r.name.clone()).collect(),
+            subjects: subject_names.clone(),
+        };
+        let mut parsed = Vec::new();
+        for (name, value) in analyses {
+            self.check_name("analysis", &name, value.span())?;
+            let a = crate::analyses::parse(&name, value, &cx)?;
+            parsed.push((name, a));
+        }
         let plots = raw
             .plots
             .into_iter()
-            .map(|p| self.plot(p, &score, &rois))
+            .map(|p| self.plot(p, &parsed, &rois))
             .collect::<Result<Vec<_>>>()?;
 
         Ok(Experiment {
@@ -418,8 +356,7 @@ impl Validator<'_> {
             models,
             features,
             rois,
-            fit,
-            score,
+            analyses: parsed,
             plots,
         })
     }
@@ -458,32 +395,70 @@ impl Validator<'_> {
         let raw = raw.into_inner();
         let path_span = raw.path.span();
         let path = self.resolve(raw.path.get_ref());
-        let voxel_mask = match raw.voxel_mask {
-            Some(sel) => self.selector(sel.into_inner())?,
-            None => Selector {
-                column: "nsdgeneral".into(),
-                labels: vec!["nsdgeneral".into()],
-                match_: LabelMatch::Exact,
-            },
+        let hemis = self.strings(raw.hemis, &["lh", "rh"], "hemis")?;
+        let format = match raw.format.as_ref().map(|f| f.get_ref().as_str()) {
+            None | Some("runner-nsd-v1") => {
+                let voxel_mask = match raw.voxel_mask {
+                    Some(sel) => self.selector(sel.into_inner())?,
+                    None => Selector {
+                        column: "nsdgeneral".into(),
+                        labels: vec!["nsdgeneral".into()],
+                        match_: LabelMatch::Exact,
+                    },
+                };
+                let min_ncsnr = self.finite(raw.min_ncsnr, 0.0)?;
+                let train_splits =
+                    self.strings(raw.train_splits, &["train", "val"], "train_splits")?;
+                let test_splits = self.strings(raw.test_splits, &["test"], "test_splits")?;
+                if let Some(s) = train_splits.iter().find(|s| test_splits.contains(s)) {
+                    return self.err(
+                        span,
+                        format!("split `{s}` is both a train and a test split"),
+                    );
+                }
+                SubjectFormat::Nsd {
+                    train_splits,
+                    test_splits,
+                    voxel_mask,
+                    min_ncsnr,
+                }
+            }
+            Some("algonauts2023") => {
+                // The challenge ships no noise ceiling and no named splits:
+                // an analysis's `split` says how stimuli divide.
+                for (key, sp) in [
+                    ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
+                    ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
+                    ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
+                    ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
+                ] {
+                    if let Some(sp) = sp {
+                        return Err(self
+                            .src
+                            .error(sp, format!("`{key}` does not apply to format \"algonauts2023\""))
+                            .with_help("Algonauts subjects have every challenge vertex, no noise ceiling, and split by an analysis's `split`"));
+                    }
+                }
+                SubjectFormat::Algonauts2023
+            }
+            Some(other) => {
+                return Err(self
+                    .src
+                    .error(
+                        raw.format.as_ref().unwrap().span(),
+                        format!("unknown subject format `{other}`"),
+                    )
+                    .with_help(
+                        "format = \"runner-nsd-v1\" (default; HW2's NSD data) or \"algonauts2023\"",
+                    ));
+            }
         };
-        let min_ncsnr = self.finite(raw.min_ncsnr, 0.0)?;
-        let train_splits = self.strings(raw.train_splits, &["train", "val"], "train_splits")?;
-        let test_splits = self.strings(raw.test_splits, &["test"], "test_splits")?;
-        if let Some(s) = train_splits.iter().find(|s| test_splits.contains(s)) {
-            return self.err(
-                span,
-                format!("split `{s}` is both a train and a test split"),
-            );
-        }
         Ok(Subject {
             name,
             path,
             path_span,
-            train_splits,
-            test_splits,
-            hemis: self.strings(raw.hemis, &["lh", "rh"], "hemis")?,
-            voxel_mask,
-            min_ncsnr,
+            format,
+            hemis,
         })
     }
 
@@ -910,151 +885,148 @@ impl Validator<'_> {
     }
 
     fn roi(&self, name: String, raw: Spanned<raw::RawRoi>) -> Result<Roi> {
-        self.check_name("ROI", &name, raw.span())?;
+        let span = raw.span();
+        self.check_name("ROI", &name, span.clone())?;
         let raw = raw.into_inner();
-        let selector = self.selector(raw::RawSelector {
-            column: raw.column,
-            labels: raw.labels,
-            match_: raw.match_,
-        })?;
+        let selector = match (raw.all, raw.column, raw.labels, raw.match_) {
+            (Some(all), None, None, None) if *all.get_ref() => None,
+            (Some(all), ..) if !*all.get_ref() => {
+                return self.err(all.span(), "write `all = true` or leave it out");
+            }
+            (None, Some(column), Some(labels), Some(match_)) => {
+                Some(self.selector(raw::RawSelector {
+                    column,
+                    labels,
+                    match_,
+                })?)
+            }
+            (Some(all), ..) => {
+                return self.err(
+                    all.span(),
+                    "an ROI is either `all = true` or column + labels + match, not both",
+                );
+            }
+            (None, column, labels, match_) => {
+                let missing = [
+                    ("column", column.is_none()),
+                    ("labels", labels.is_none()),
+                    ("match", match_.is_none()),
+                ]
+                .into_iter()
+                .filter(|(_, m)| *m)
+                .map(|(k, _)| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+                return Err(self
+                    .src
+                    .error(span, format!("rois.{name} is missing {missing}"))
+                    .with_help("an ROI picks voxels by label: column = \"prf-visualrois\", labels = [\"V1v\"], match = \"exact\"; or all = true for every voxel"));
+            }
+        };
         let hemis = match raw.hemis {
             None => None,
             Some(h) => Some(self.strings(Some(h), &[], "hemis")?),
         };
+        let min_ncsnr = match raw.min_ncsnr {
+            None => None,
+            Some(m) => Some(self.finite(Some(m), 0.0)?),
+        };
         Ok(Roi {
             name,
             selector,
-            min_ncsnr: self.finite(raw.min_ncsnr, 0.0)?,
+            min_ncsnr,
             hemis,
         })
     }
 
-    fn fit(&self, raw: Spanned<raw::RawFit>) -> Result<FitSpec> {
-        let raw = raw.into_inner();
-        if let Some(m) = &raw.method
-            && m.get_ref() != "ridge_cv"
-        {
-            return Err(self
-                .src
-                .error(m.span(), format!("unknown fit method `{}`", m.get_ref()))
-                .with_help("use method = \"ridge_cv\" (scikit-learn RidgeCV with leave-one-out)"));
-        }
-        let span = raw.alpha_grid.span();
-        let grid = raw.alpha_grid.into_inner();
-        if grid.is_empty() {
-            return self.err(span, "alpha_grid must not be empty");
-        }
-        if grid.len() > MAX_ALPHAS {
-            return Err(self
-                .src
-                .error(
-                    span,
-                    format!(
-                        "alpha_grid has {} values; at most {MAX_ALPHAS} are allowed",
-                        grid.len()
-                    ),
-                )
-                .with_help("a log-spaced grid of 10–30 values brackets the optimum; HW2 uses 17"));
-        }
-        if let Some(a) = grid.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
-            return Err(self
-                .src
-                .error(
-                    span,
-                    format!("alpha_grid holds {a}; every α must be finite and > 0"),
-                )
-                .with_help("HW2 uses [1e-8, 1e-7, ..., 1e7, 1e8]"));
-        }
-        Ok(FitSpec {
-            alpha_grid: grid,
-            alpha_per_voxel: raw.alpha_per_voxel.unwrap_or(false),
-            fit_intercept: raw.fit_intercept.unwrap_or(true),
-        })
-    }
-
-    fn metric(&self, s: &Spanned<String>) -> Result<Metric> {
-        Metric::parse(s.get_ref()).ok_or_else(|| {
-            self.src
-                .error(s.span(), format!("unknown metric `{}`", s.get_ref()))
-                .with_help("metrics are r2, r2_over_nc and pearson_r")
-        })
-    }
-
-    fn score(&self, raw: Option<Spanned<raw::RawScore>>) -> Result<ScoreSpec> {
-        let Some(raw) = raw.map(Spanned::into_inner) else {
-            return Ok(ScoreSpec {
-                metrics: Metric::ALL.to_vec(),
-                aggregate: Aggregate::Mean,
-                nc_repeats: None,
-            });
-        };
-        let metrics = match raw.metrics {
-            None => Metric::ALL.to_vec(),
-            Some(list) => {
-                let span = list.span();
-                let mut out = Vec::new();
-                for m in list.into_inner() {
-                    let m = self.metric(&Spanned::new(span.clone(), m))?;
-                    if !out.contains(&m) {
-                        out.push(m);
-                    }
+    /// `[fit]` and `[score]` became `[analyses.NAME] kind = "ridge_cv"`: show
+    /// the file's own values in the new spelling.
+    fn old_fit_score(
+        &self,
+        span: Range<usize>,
+        fit: Option<&Spanned<toml::Table>>,
+        score: Option<&Spanned<toml::Table>>,
+    ) -> crate::error::Error {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), toml::Value::String("ridge_cv".into()));
+        for part in [fit, score].into_iter().flatten() {
+            for (k, v) in part.get_ref() {
+                if k != "method" {
+                    t.insert(k.clone(), v.clone());
                 }
-                if out.is_empty() {
-                    return self.err(span, "metrics must not be empty");
-                }
-                out
             }
-        };
-        let aggregate = match raw.aggregate {
-            None => Aggregate::Mean,
-            Some(a) => match a.get_ref().as_str() {
-                "mean" => Aggregate::Mean,
-                "median" => Aggregate::Median,
-                other => {
-                    return Err(self
-                        .src
-                        .error(a.span(), format!("unknown aggregate `{other}`"))
-                        .with_help("use \"mean\" (HW2) or \"median\" (Algonauts)"));
-                }
-            },
-        };
-        let nc_repeats = match raw.nc_repeats {
-            Some(k) if *k.get_ref() == 0 => return self.err(k.span(), "nc_repeats must be ≥ 1"),
-            k => k.map(Spanned::into_inner),
-        };
-        Ok(ScoreSpec {
-            metrics,
-            aggregate,
-            nc_repeats,
-        })
+        }
+        let body = toml::to_string(&t).unwrap_or_default();
+        self.src
+            .error(span, "[fit] and [score] are now one analysis table")
+            .with_help(format!("replace them with\n\n[analyses.ridge]\n{body}"))
     }
 
     fn plot(
         &self,
         raw: Spanned<raw::RawPlot>,
-        score: &ScoreSpec,
+        analyses: &[(String, std::sync::Arc<dyn crate::analyses::Analysis>)],
         rois: &[Roi],
     ) -> Result<PlotSpec> {
         let span = raw.span();
         let raw = raw.into_inner();
-        if raw.kind.get_ref() != "heatmap" {
-            return Err(self
-                .src
-                .error(
-                    raw.kind.span(),
-                    format!("unknown plot kind `{}`", raw.kind.get_ref()),
-                )
-                .with_help("use kind = \"heatmap\""));
-        }
-        let metric = match &raw.metric {
-            None => Metric::R2OverNc,
-            Some(m) => self.metric(m)?,
+        let kind = match raw.kind.get_ref().as_str() {
+            "heatmap" => PlotKind::Heatmap,
+            "roi_bars" => PlotKind::RoiBars,
+            other => {
+                return Err(self
+                    .src
+                    .error(raw.kind.span(), format!("unknown plot kind `{other}`"))
+                    .with_help(
+                        "use kind = \"heatmap\" (layers × ROIs) or \"roi_bars\" (ROIs, lh vs rh)",
+                    ));
+            }
         };
-        if !score.metrics.contains(&metric) {
+        let names: Vec<&str> = analyses.iter().map(|(n, _)| n.as_str()).collect();
+        let analysis = match &raw.analysis {
+            Some(a) => {
+                if !names.contains(&a.get_ref().as_str()) {
+                    return Err(self
+                        .src
+                        .error(a.span(), format!("unknown analysis `{}`", a.get_ref()))
+                        .with_help(format!("declared analyses: {}", names.join(", "))));
+                }
+                a.get_ref().clone()
+            }
+            None if names.len() == 1 => names[0].to_string(),
+            None => {
+                return Err(self
+                    .src
+                    .error(
+                        span,
+                        "this experiment has several analyses: say which one the plot draws",
+                    )
+                    .with_help(format!("analysis = one of {}", names.join(", "))));
+            }
+        };
+        let reported = analyses
+            .iter()
+            .find(|(n, _)| *n == analysis)
+            .map(|(_, a)| a.metrics())
+            .unwrap_or_default();
+        let metric = match &raw.metric {
+            None if reported.iter().any(|m| m == Metric::R2OverNc.name()) => Metric::R2OverNc,
+            None => Metric::parse(&reported[0]).unwrap_or(Metric::PearsonR),
+            Some(m) => Metric::parse(m.get_ref()).ok_or_else(|| {
+                self.src
+                    .error(m.span(), format!("unknown metric `{}`", m.get_ref()))
+                    .with_help("metrics are r2, r2_over_nc and pearson_r")
+            })?,
+        };
+        if !reported.iter().any(|m| m == metric.name()) {
             let at = raw.metric.as_ref().map(|m| m.span()).unwrap_or(span);
             return self.err(
                 at,
-                format!("plot metric `{}` is not in [score] metrics", metric.name()),
+                format!(
+                    "plot metric `{}` is not among analyses.{analysis}'s metrics ({})",
+                    metric.name(),
+                    reported.join(", ")
+                ),
             );
         }
         let formats = match raw.formats {
@@ -1090,7 +1062,9 @@ impl Validator<'_> {
                         );
                     }
                 }
-                if let Some(missing) = rois.iter().find(|x| !list.contains(&x.name)) {
+                if kind == PlotKind::Heatmap
+                    && let Some(missing) = rois.iter().find(|x| !list.contains(&x.name))
+                {
                     return Err(self
                         .src
                         .error(span, format!("plot rois leaves out ROI `{}`", missing.name))
@@ -1100,6 +1074,8 @@ impl Validator<'_> {
             }
         };
         Ok(PlotSpec {
+            kind,
+            analysis,
             metric,
             formats,
             title: raw.title,
@@ -1130,7 +1106,8 @@ labels = ["V1"]
 match = "substring"
 min_ncsnr = 0.2
 
-[fit]
+[analyses.ridge]
+kind = "ridge_cv"
 alpha_grid = [0.1, 1.0, 10.0]
 "#;
 
@@ -1141,18 +1118,28 @@ alpha_grid = [0.1, 1.0, 10.0]
     #[test]
     fn minimal_file_gets_hw2_defaults() {
         let e = parse_str(MINIMAL).unwrap();
-        assert_eq!(e.subjects[0].train_splits, ["train", "val"]);
+        let SubjectFormat::Nsd {
+            train_splits,
+            voxel_mask,
+            ..
+        } = &e.subjects[0].format
+        else {
+            panic!("NSD is the default format")
+        };
+        assert_eq!(train_splits, &["train", "val"]);
         assert!(e.subjects[0].path.ends_with("exp/data/s1"));
         assert!(e.subjects[0].path.is_absolute());
-        assert_eq!(e.subjects[0].voxel_mask.match_, LabelMatch::Exact);
-        assert_eq!(e.score.metrics, Metric::ALL.to_vec());
+        assert_eq!(voxel_mask.match_, LabelMatch::Exact);
+        assert_eq!(e.analyses[0].0, "ridge");
+        assert_eq!(e.analyses[0].1.metrics(), ["r2", "r2_over_nc", "pearson_r"]);
         assert!(
             e.features[0]
                 .layer_file(&e.base_dir, "s1", "a")
                 .ends_with("exp/feats/s1/a.npy")
         );
-        assert!(!e.rois[0].selector.matches("hV4"));
-        assert!(e.rois[0].selector.matches("V1v"));
+        let sel = e.rois[0].selector.as_ref().unwrap();
+        assert!(!sel.matches("hV4"));
+        assert!(sel.matches("V1v"));
     }
 
     #[test]
@@ -1160,7 +1147,7 @@ alpha_grid = [0.1, 1.0, 10.0]
         let bad = MINIMAL.replace("alpha_grid", "alpha_gird");
         let err = parse_str(&bad).unwrap_err().to_string();
         assert!(
-            err.starts_with("exp/t.toml:20:1: unknown field `alpha_gird`"),
+            err.starts_with("exp/t.toml:21:1: unknown field `alpha_gird`"),
             "{err}"
         );
     }
@@ -1179,6 +1166,41 @@ alpha_grid = [0.1, 1.0, 10.0]
         let err = parse_str(&bad).unwrap_err().to_string();
         assert!(
             err.starts_with("exp/t.toml:16:9: unknown match rule `fuzzy`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn old_fit_table_shows_the_new_spelling() {
+        let old = MINIMAL.replace(
+            "[analyses.ridge]\nkind = \"ridge_cv\"\n",
+            "[fit]\nmethod = \"ridge_cv\"\n",
+        ) + "\n[score]\naggregate = \"median\"\n";
+        let err = parse_str(&old).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("exp/t.toml:19:1: [fit] and [score] are now one analysis table"),
+            "{text}"
+        );
+        let help = format!("{:?}", miette::Report::new(err));
+        assert!(help.contains("[analyses.ridge]"), "{help}");
+        assert!(help.contains("kind = \"ridge_cv\""), "{help}");
+        assert!(help.contains("alpha_grid = [0.1, 1.0, 10.0]"), "{help}");
+        assert!(help.contains("aggregate = \"median\""), "{help}");
+    }
+
+    #[test]
+    fn unknown_analysis_kind_and_key_point_at_the_file() {
+        let bad = MINIMAL.replace("kind = \"ridge_cv\"", "kind = \"svm\"");
+        let err = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("exp/t.toml:20:8: unknown analysis kind `svm`"),
+            "{err}"
+        );
+        let bad = MINIMAL.replace("alpha_grid = [", "alpha_per_vox = true\nalpha_grid = [");
+        let err = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("exp/t.toml:21:1: unknown field `alpha_per_vox`"),
             "{err}"
         );
     }

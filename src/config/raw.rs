@@ -19,8 +19,14 @@ pub struct RawExperiment {
     pub features: IndexMap<String, Spanned<RawFeatures>>,
     #[serde(default)]
     pub rois: IndexMap<String, Spanned<RawRoi>>,
-    pub fit: Spanned<RawFit>,
-    pub score: Option<Spanned<RawScore>>,
+    /// Each `[analyses.NAME]` is parsed by its kind's own parser (see
+    /// `crate::analyses`); here only that the table is there.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub analyses: IndexMap<String, serde::de::IgnoredAny>,
+    /// The spelling before analyses: refused with the new one shown.
+    pub fit: Option<Spanned<toml::Table>>,
+    pub score: Option<Spanned<toml::Table>>,
     #[serde(default)]
     pub plots: Vec<Spanned<RawPlot>>,
 }
@@ -39,7 +45,9 @@ pub struct RawHeader {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubject {
-    /// A directory in the runner-nsd-v1 layout (see README).
+    /// "runner-nsd-v1" (default; see README) or "algonauts2023".
+    pub format: Option<Spanned<String>>,
+    /// The subject's directory, in that layout.
     pub path: Spanned<PathBuf>,
     pub train_splits: Option<Spanned<Vec<String>>>,
     pub test_splits: Option<Spanned<Vec<String>>>,
@@ -138,36 +146,23 @@ pub struct RawFeatures {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoi {
-    pub column: Spanned<String>,
-    pub labels: Spanned<Vec<String>>,
+    /// `all = true`: every voxel the subject keeps (Algonauts' "All vertices").
+    pub all: Option<Spanned<bool>>,
+    pub column: Option<Spanned<String>>,
+    pub labels: Option<Spanned<Vec<String>>>,
     #[serde(rename = "match")]
-    pub match_: Spanned<String>,
+    pub match_: Option<Spanned<String>>,
     pub min_ncsnr: Option<Spanned<f64>>,
     pub hemis: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFit {
-    pub method: Option<Spanned<String>>,
-    pub alpha_grid: Spanned<Vec<f64>>,
-    pub alpha_per_voxel: Option<bool>,
-    pub fit_intercept: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawScore {
-    pub metrics: Option<Spanned<Vec<String>>>,
-    pub aggregate: Option<Spanned<String>>,
-    /// k in NC = ncsnr² / (ncsnr² + 1/k); default: the subject's repeat count.
-    pub nc_repeats: Option<Spanned<u32>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawPlot {
+    /// "heatmap" (HW2: layers × ROIs) or "roi_bars" (Algonauts: ROI medians, lh vs rh).
     pub kind: Spanned<String>,
+    /// The analysis whose records it draws (default: the only one).
+    pub analysis: Option<Spanned<String>>,
     pub metric: Option<Spanned<String>>,
     pub formats: Option<Spanned<Vec<String>>>,
     pub title: Option<String>,

@@ -2,4 +2,5 @@
 //! (`alexnet`) and where its weights come from (`load`).
 
 pub mod alexnet;
+pub mod device;
 pub mod load;

@@ -14,12 +14,12 @@ use npyz::WriterBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::config::{DeviceChoice, PreprocessKind};
 use crate::error::{Error, IoContext, Result};
 use crate::model::alexnet::{AlexNetConfig, resolve_tap};
 use crate::model::load::load_weights;
+use crate::node::{Ctx, NodeKind, key_params};
 use crate::npy;
+use crate::vocab::{DeviceChoice, PreprocessKind};
 
 pub const VERSION: u32 = 1;
 
@@ -34,13 +34,20 @@ pub struct ExtractTask {
     pub preprocess: PreprocessKind,
     /// Requested tap names, each written as `<tap>.npy`.
     pub taps: Vec<String>,
-    /// Image files in stimulus order (hashed as inputs).
+    /// Image files in stimulus order (hashed as inputs): N×H×W×3 uint8
+    /// `.npy` stacks, or single images (`.png`, read as PIL's convert('RGB')).
     #[serde(skip)]
     pub images: Vec<PathBuf>,
     #[serde(skip)]
     pub batch_size: usize,
     #[serde(skip)]
     pub device: DeviceChoice,
+    #[serde(skip)]
+    pub mem: u64,
+}
+
+fn is_stack(p: &std::path::Path) -> bool {
+    p.extension().is_some_and(|e| e == "npy")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,37 +58,23 @@ pub struct ExtractOut {
     pub widths: Vec<(String, usize)>,
 }
 
-/// The burn device for a choice, and a name for logs and benchmarks.
-///
-/// Default builds run on burn's pure-Rust `flex` CPU backend. Builds with the
-/// `tch` feature use libtorch: CUDA when asked for or, with "auto", when a GPU
-/// is present, and libtorch's CPU kernels otherwise.
-pub fn device_for(choice: DeviceChoice) -> Result<(Device, &'static str)> {
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)] // burn-tch is deprecated upstream but is the libtorch/CUDA route here
-    {
-        let cuda = tch::Cuda::is_available();
-        match choice {
-            DeviceChoice::Cuda if !cuda => Err(Error::usage("device = \"cuda\" but libtorch sees no CUDA device")
-                .with_help("check the driver (nvidia-smi) and that torch was installed with CUDA; or use device = \"auto\"")),
-            DeviceChoice::Cuda | DeviceChoice::Auto if cuda => Ok((Device::libtorch_cuda(0), "libtorch CUDA")),
-            _ => Ok((Device::libtorch(), "libtorch CPU")),
-        }
-    }
-    #[cfg(not(feature = "tch"))]
-    match choice {
-        DeviceChoice::Auto | DeviceChoice::Cpu => Ok((Device::flex(), "flex (CPU)")),
-        DeviceChoice::Cuda => Err(Error::usage("device = \"cuda\" needs a GPU build of runner").with_help(
-            "build with `--features tch` against a CUDA PyTorch (see README), or use device = \"auto\"",
-        )),
-    }
-}
-
 type Writer = npyz::NpyWriter<f32, BufWriter<File>>;
 
-impl ExtractTask {
-    pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        let (device, backend) = device_for(self.device)?;
+impl NodeKind for ExtractTask {
+    fn kind(&self) -> &'static str {
+        "extract"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        key_params(self)
+    }
+    fn mem_bytes(&self) -> u64 {
+        self.mem
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        let (device, backend) = crate::model::device::device_for(self.device)?;
         let mut net = if let Some(seed) = self.seed {
             device.seed(seed);
             self.model.init(&device)
@@ -106,8 +99,12 @@ impl ExtractTask {
 
         let mut n_total = 0;
         for f in &self.images {
-            let (shape, _) = npy::read_header(f).at(f)?;
-            n_total += shape.first().copied().unwrap_or(0);
+            n_total += if is_stack(f) {
+                let (shape, _) = npy::read_header(f).at(f)?;
+                shape.first().copied().unwrap_or(0)
+            } else {
+                1
+            };
         }
         // Extraction is the long node: a real bar, images done of images to do.
         ctx.progress.set_style(
@@ -121,7 +118,44 @@ impl ExtractTask {
         let mut writers: Option<Vec<Writer>> = None;
         let mut widths = Vec::new();
         let mut done = 0;
-        for file in &self.images {
+        // Runs of single images become batches of their own; stacks are read whole.
+        let mut groups: Vec<&[PathBuf]> = Vec::new();
+        let mut i = 0;
+        while i < self.images.len() {
+            let j = if is_stack(&self.images[i]) {
+                i + 1
+            } else {
+                i + self.images[i..].iter().take_while(|p| !is_stack(p)).count()
+            };
+            groups.push(&self.images[i..j]);
+            i = j;
+        }
+        for group in groups {
+            let file = &group[0];
+            if !is_stack(file) {
+                for chunk in group.chunks(self.batch_size) {
+                    let decoded = chunk
+                        .par_iter()
+                        .map(|p| {
+                            let img = crate::algonauts::read_rgb_png(p)?;
+                            let (h, w) = (img.shape[0], img.shape[1]);
+                            Ok((pipeline.output_size(h, w), pipeline.apply(&img.data, h, w)))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    // Both pipelines end at a fixed size, whatever each image's.
+                    let (oh, ow) = decoded[0].0;
+                    let pixels: Vec<f32> = decoded.into_iter().flat_map(|(_, px)| px).collect();
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(pixels, [chunk.len(), 3, oh, ow]),
+                        &device,
+                    );
+                    let rows = self.forward(ctx, &net, x, &modules)?;
+                    self.append(ctx, &mut writers, &mut widths, rows, n_total)?;
+                    done += chunk.len();
+                    ctx.progress.set_position(done as u64);
+                }
+                continue;
+            }
             let imgs = npy::read_u8(file)
                 .map_err(|e| Error::data(file, format!("not a uint8 image array: {e}")))?;
             let [n, h @ 1..=usize::MAX, w @ 1..=usize::MAX, 3] = imgs.shape[..] else {
@@ -145,44 +179,8 @@ impl ExtractTask {
                     TensorData::new(pixels, [end - start, 3, oh, ow]),
                     &device,
                 );
-                let outs = net.forward_taps(x, &modules);
-                let rows: Vec<(usize, Vec<f32>)> = outs
-                    .into_iter()
-                    .map(|t| {
-                        let [_, d] = t.dims();
-                        let v = t
-                            .into_data()
-                            .try_to_vec::<f32>()
-                            .map_err(|e| ctx.fail(format!("{e:?}")))?;
-                        Ok((d, v))
-                    })
-                    .collect::<Result<_>>()?;
-                if writers.is_none() {
-                    let mut ws = Vec::new();
-                    for (tap, (d, _)) in self.taps.iter().zip(&rows) {
-                        widths.push((tap.clone(), *d));
-                        let path = ctx.out.path(&format!("{tap}.npy"));
-                        let f = BufWriter::new(File::create(&path).at(&path)?);
-                        let writer = npyz::WriteOptions::<f32>::new()
-                            .default_dtype()
-                            .shape(&[n_total as u64, *d as u64])
-                            .writer(f)
-                            .begin_nd()
-                            .at(&path)?;
-                        ws.push(writer);
-                    }
-                    writers = Some(ws);
-                }
-                for ((w, (_, v)), tap) in writers
-                    .as_mut()
-                    .unwrap()
-                    .iter_mut()
-                    .zip(&rows)
-                    .zip(&self.taps)
-                {
-                    w.extend(v.iter().copied())
-                        .at(ctx.out.path(&format!("{tap}.npy")))?;
-                }
+                let rows = self.forward(ctx, &net, x, &modules)?;
+                self.append(ctx, &mut writers, &mut widths, rows, n_total)?;
                 done += end - start;
                 ctx.progress.set_position(done as u64);
             }
@@ -198,5 +196,65 @@ impl ExtractTask {
                 widths,
             },
         )
+    }
+}
+
+impl ExtractTask {
+    fn forward(
+        &self,
+        ctx: &Ctx,
+        net: &crate::model::alexnet::AlexNet,
+        x: Tensor<4>,
+        modules: &[&str],
+    ) -> Result<Vec<(usize, Vec<f32>)>> {
+        net.forward_taps(x, modules)
+            .into_iter()
+            .map(|t| {
+                let [_, d] = t.dims();
+                let v = t
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| ctx.fail(format!("{e:?}")))?;
+                Ok((d, v))
+            })
+            .collect()
+    }
+
+    /// Appends a batch's taps to their files (created at the first batch).
+    fn append(
+        &self,
+        ctx: &Ctx,
+        writers: &mut Option<Vec<Writer>>,
+        widths: &mut Vec<(String, usize)>,
+        rows: Vec<(usize, Vec<f32>)>,
+        n_total: usize,
+    ) -> Result<()> {
+        if writers.is_none() {
+            let mut ws = Vec::new();
+            for (tap, (d, _)) in self.taps.iter().zip(&rows) {
+                widths.push((tap.clone(), *d));
+                let path = ctx.out.path(&format!("{tap}.npy"));
+                let f = BufWriter::new(File::create(&path).at(&path)?);
+                let writer = npyz::WriteOptions::<f32>::new()
+                    .default_dtype()
+                    .shape(&[n_total as u64, *d as u64])
+                    .writer(f)
+                    .begin_nd()
+                    .at(&path)?;
+                ws.push(writer);
+            }
+            *writers = Some(ws);
+        }
+        for ((w, (_, v)), tap) in writers
+            .as_mut()
+            .unwrap()
+            .iter_mut()
+            .zip(&rows)
+            .zip(&self.taps)
+        {
+            w.extend(v.iter().copied())
+                .at(ctx.out.path(&format!("{tap}.npy")))?;
+        }
+        Ok(())
     }
 }

@@ -10,9 +10,14 @@ use plotters::style::colors::colormaps::ColorMap;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
-use super::Ctx;
-use crate::config::{Aggregate, ImageFormat, Metric};
+use crate::compile::Scored;
+use crate::config::{Experiment, PlotKind, PlotSpec};
 use crate::error::Result;
+use crate::node::{Ctx, NodeKind, key_params};
+use crate::plan::{Graph, natural_key};
+use crate::vocab::{Aggregate, ImageFormat, Metric};
+use petgraph::graph::NodeIndex;
+use std::collections::BTreeMap;
 
 pub const VERSION: u32 = 1;
 
@@ -22,12 +27,14 @@ static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
     pub subject: String,
+    /// The feature source.
     pub model: String,
     pub layers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlotTask {
+    pub analysis: String,
     pub metric: Metric,
     pub aggregate: Aggregate,
     pub formats: Vec<ImageFormat>,
@@ -36,6 +43,8 @@ pub struct PlotTask {
     pub rois: Vec<String>,
     /// Prefix the file names with the subject (when the experiment has several).
     pub name_subject: bool,
+    /// Put the analysis in the file names (when the experiment has several).
+    pub name_analysis: bool,
 }
 
 pub(crate) fn register_font() {
@@ -48,6 +57,19 @@ pub(crate) fn register_font() {
 
 /// The file stem of one panel's heatmap.
 pub fn panel_stem(metric: Metric, panel: &Panel, name_subject: bool) -> String {
+    panel_stem_of(None, metric, panel, name_subject)
+}
+
+fn panel_stem_of(
+    analysis: Option<&str>,
+    metric: Metric,
+    panel: &Panel,
+    name_subject: bool,
+) -> String {
+    if let Some(a) = analysis {
+        let s = panel_stem_of(None, metric, panel, name_subject);
+        return s.replacen("heatmap_", &format!("heatmap_{a}_"), 1);
+    }
     if name_subject {
         format!(
             "heatmap_{}_{}_{}",
@@ -69,34 +91,55 @@ struct Grid {
     values: Vec<Vec<f64>>,
 }
 
-impl PlotTask {
-    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+impl NodeKind for PlotTask {
+    fn kind(&self) -> &'static str {
+        "plot"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        key_params(self)
+    }
+    fn mem_bytes(&self) -> u64 {
+        256 << 20
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
         register_font();
         let table = ctx.input("table")?;
         let df = super::table::read_results(table.read("results.parquet")?)
             .map_err(|e| ctx.fail(format!("reading results: {e}")))?;
-        let col_str = |name: &str| -> Result<Vec<String>> {
-            Ok(df
-                .column(name)
-                .and_then(|c| c.str().cloned())
-                .map_err(|e| ctx.fail(e.to_string()))?
-                .iter()
-                .map(|v| v.unwrap_or("").to_string())
-                .collect())
-        };
-        let (subj, model, layer, roi) = (
-            col_str("subject")?,
-            col_str("model")?,
-            col_str("layer")?,
-            col_str("roi")?,
+        let text = |name: &str| crate::record::strings(&df, name);
+        let (analysis, subj, model, layer, roi, hemi, metric, agg) = (
+            text("analysis")?,
+            text("subject")?,
+            text("source")?,
+            text("layer")?,
+            text("roi")?,
+            text("hemisphere")?,
+            text("metric")?,
+            text("aggregate")?,
         );
-        let vals: Vec<f64> = df
-            .column(self.metric.name())
-            .and_then(|c| c.f64().cloned())
-            .map_err(|e| ctx.fail(e.to_string()))?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
+        let values = crate::record::floats(&df, "value")?;
+        // This analysis's metric, aggregated over both hemispheres.
+        let keep: Vec<usize> = (0..values.len())
+            .filter(|&i| {
+                analysis[i] == self.analysis
+                    && metric[i] == self.metric.name()
+                    && agg[i] == self.aggregate.name()
+                    && hemi[i] == crate::record::BOTH
+            })
             .collect();
+        let vals: Vec<f64> = (0..values.len())
+            .map(|i| {
+                if keep.binary_search(&i).is_ok() {
+                    values[i]
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let keep_set = keep;
 
         let grids: Vec<Grid> = self
             .panels
@@ -109,7 +152,9 @@ impl PlotTask {
                         self.rois
                             .iter()
                             .map(|r| {
-                                (0..vals.len())
+                                keep_set
+                                    .iter()
+                                    .copied()
                                     .find(|&i| {
                                         subj[i] == p.subject
                                             && model[i] == p.model
@@ -160,7 +205,12 @@ impl PlotTask {
         }
 
         for (panel, grid) in self.panels.iter().zip(&grids) {
-            let stem = panel_stem(self.metric, panel, self.name_subject);
+            let stem = panel_stem_of(
+                self.name_analysis.then_some(self.analysis.as_str()),
+                self.metric,
+                panel,
+                self.name_subject,
+            );
             let size = (
                 200 + 110 * grid.cols.len() as u32 + 150,
                 140 + 60 * grid.rows.len() as u32,
@@ -285,4 +335,113 @@ fn draw<DB: DrawingBackend>(
         ))?;
     }
     Ok(())
+}
+
+/// The plot node of a `[[plots]]` entry (one per analysis, kind and metric).
+pub fn add(
+    g: &mut Graph,
+    exp: &Experiment,
+    p: &PlotSpec,
+    scored: &[Scored],
+    table: NodeIndex,
+) -> NodeIndex {
+    let mine: Vec<&Scored> = scored
+        .iter()
+        .filter(|s| s.labels.analysis == p.analysis)
+        .collect();
+    let name_analysis = exp.analyses.len() > 1;
+    let aggregate = aggregate_of(exp, &p.analysis);
+    match p.kind {
+        PlotKind::Heatmap => {
+            let mut panels: Vec<Panel> = Vec::new();
+            for s in &mine {
+                let l = &s.labels;
+                match panels
+                    .iter_mut()
+                    .find(|x| x.subject == l.subject && x.model == l.source)
+                {
+                    Some(x) => {
+                        if !x.layers.contains(&l.layer) {
+                            x.layers.push(l.layer.clone());
+                        }
+                    }
+                    None => panels.push(Panel {
+                        subject: l.subject.clone(),
+                        model: l.source.clone(),
+                        layers: vec![l.layer.clone()],
+                    }),
+                }
+            }
+            panels.sort_by(|a, b| (&a.subject, &a.model).cmp(&(&b.subject, &b.model)));
+            let mut rois: Vec<String> = Vec::new();
+            for s in &mine {
+                if !rois.contains(&s.sort_roi) {
+                    rois.push(s.sort_roi.clone());
+                }
+            }
+            rois.sort_by_key(|r| natural_key(r));
+            let rois = p.rois.clone().unwrap_or(rois);
+            g.add(
+                format!("plot/heatmap/{}/{}", p.analysis, p.metric.name()),
+                PlotTask {
+                    analysis: p.analysis.clone(),
+                    metric: p.metric,
+                    aggregate,
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    panels,
+                    rois,
+                    name_subject: exp.subjects.len() > 1,
+                    name_analysis,
+                },
+                vec![("table".into(), table)],
+                BTreeMap::new(),
+            )
+        }
+        PlotKind::RoiBars => {
+            let mut charts: Vec<(String, String, String)> = Vec::new();
+            for s in &mine {
+                let c = (
+                    s.labels.subject.clone(),
+                    s.labels.source.clone(),
+                    s.labels.layer.clone(),
+                );
+                if !charts.contains(&c) {
+                    charts.push(c);
+                }
+            }
+            let rois = p
+                .rois
+                .clone()
+                .unwrap_or_else(|| exp.rois.iter().map(|r| r.name.clone()).collect());
+            g.add(
+                format!("plot/roi_bars/{}/{}", p.analysis, p.metric.name()),
+                super::bars::BarsTask {
+                    analysis: p.analysis.clone(),
+                    metric: p.metric,
+                    aggregate,
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    charts,
+                    rois,
+                    hemis: exp
+                        .subjects
+                        .first()
+                        .map(|s| s.hemis.clone())
+                        .unwrap_or_default(),
+                },
+                vec![("table".into(), table)],
+                BTreeMap::new(),
+            )
+        }
+    }
+}
+
+/// The aggregate an analysis's records use for its ROI values.
+fn aggregate_of(exp: &Experiment, analysis: &str) -> Aggregate {
+    exp.analyses
+        .iter()
+        .find(|(n, _)| n == analysis)
+        .map(|(_, a)| a.aggregate())
+        .unwrap_or(Aggregate::Mean)
 }

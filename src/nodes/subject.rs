@@ -1,18 +1,19 @@
 //! `subject`: one subject's brain data, ready to fit.
 //!
 //! As HW2 does: keep nsdgeneral voxels (the configurable `voxel_mask`) with
-//! ncsnr above `min_ncsnr`, average the repeats of each image, and join the
-//! training splits (train + val) into one training set.
+//! ncsnr above `min_ncsnr` and average the repeats of each image. The
+//! responses (`y.npy`) are every stimulus's, in the subject's stimulus order;
+//! which of them fit and which score is a `split` node's business.
 
 use std::path::PathBuf;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::config::Selector;
 use crate::error::{Error, Result};
+use crate::node::{Ctx, NodeKind, key_params};
 use crate::nsd::{self, SubjectDir, VoxelTable};
+use crate::vocab::Selector;
 
 pub const VERSION: u32 = 1;
 
@@ -20,19 +21,24 @@ pub const VERSION: u32 = 1;
 pub struct SubjectTask {
     #[serde(skip)]
     pub dir: PathBuf,
-    pub train_splits: Vec<String>,
-    pub test_splits: Vec<String>,
+    /// Every split of subject.json, in its order: the stimulus order.
+    pub splits: Vec<String>,
     pub hemis: Vec<String>,
     pub voxel_mask: Selector,
     pub min_ncsnr: f64,
+    #[serde(skip)]
+    pub mem: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubjectOut {
-    pub n_train: usize,
-    pub n_test: usize,
+    /// Rows of `y.npy`: the first `n_responses` stimuli have responses.
+    pub n_responses: usize,
+    pub n_stimuli: usize,
     pub n_voxels: usize,
     pub repeats: usize,
+    /// Whether `voxels.parquet`'s ncsnr holds a noise-ceiling SNR (NSD) or NaN.
+    pub noise_ceiling: bool,
 }
 
 impl SubjectTask {
@@ -50,8 +56,8 @@ impl SubjectTask {
                 format!(
                     "no voxel passes the voxel mask ({} {:?} in `{}`) with ncsnr > {}",
                     match self.voxel_mask.match_ {
-                        crate::config::LabelMatch::Exact => "exactly",
-                        crate::config::LabelMatch::Substring => "containing",
+                        crate::vocab::LabelMatch::Exact => "exactly",
+                        crate::vocab::LabelMatch::Substring => "containing",
                     },
                     self.voxel_mask.labels,
                     self.voxel_mask.column,
@@ -61,32 +67,39 @@ impl SubjectTask {
         }
         Ok(keep)
     }
+}
 
-    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+impl NodeKind for SubjectTask {
+    fn kind(&self) -> &'static str {
+        "subject"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        key_params(self)
+    }
+    fn mem_bytes(&self) -> u64 {
+        self.mem
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
         let subject = SubjectDir::open(&self.dir)?;
         let table = VoxelTable::read_csv(&subject.voxels_file())?;
         let keep = self.kept_voxels(&table, &subject)?;
         ctx.progress.set_message("averaging repeats");
-        let (n_train, y_train) =
-            nsd::averaged_responses(&subject, &self.train_splits, &self.hemis, &table, &keep)?;
-        let (n_test, y_test) =
-            nsd::averaged_responses(&subject, &self.test_splits, &self.hemis, &table, &keep)?;
+        let (n, y) = nsd::averaged_responses(&subject, &self.splits, &self.hemis, &table, &keep)?;
         let v = keep.len();
-        ctx.out.write_npy("y_train.npy", &[n_train, v], &y_train)?;
-        ctx.out.write_npy("y_test.npy", &[n_test, v], &y_test)?;
+        ctx.out.write_npy("y.npy", &[n, v], &y)?;
         let mut df = table.select(&keep).to_dataframe()?;
-        let path = ctx.out.path("voxels.parquet");
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        ParquetWriter::new(file)
-            .finish(&mut df)
-            .map_err(|e| ctx.fail(format!("writing voxels.parquet: {e}")))?;
+        crate::record::write_parquet(ctx, "voxels.parquet", &mut df)?;
         ctx.out.write_json(
             "subject.json",
             &SubjectOut {
-                n_train,
-                n_test,
+                n_responses: n,
+                n_stimuli: n,
                 n_voxels: v,
                 repeats: subject.meta.repeats,
+                noise_ceiling: true,
             },
         )
     }
@@ -99,4 +112,103 @@ pub fn read_voxels(entry: &crate::cache::Entry) -> Result<VoxelTable> {
         .finish()
         .map_err(|e| Error::data(entry.path("voxels.parquet"), e.to_string()))?;
     VoxelTable::from_dataframe(&df, &entry.path("voxels.parquet"))
+}
+
+/// An Algonauts 2023 subject: every challenge vertex of the chosen
+/// hemispheres (lh first), the training images' responses as distributed (the
+/// challenge averaged repeats already), no noise ceiling, and where each
+/// vertex sits in fsaverage space (`fsaverage.json`) for maps.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlgonautsTask {
+    #[serde(skip)]
+    pub dir: PathBuf,
+    pub hemis: Vec<String>,
+    #[serde(skip)]
+    pub mem: u64,
+}
+
+/// Per hemisphere: the fsaverage mesh's vertex count and, for each challenge
+/// vertex, its fsaverage vertex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fsaverage {
+    pub hemis: Vec<(String, usize, Vec<usize>)>,
+}
+
+impl NodeKind for AlgonautsTask {
+    fn kind(&self) -> &'static str {
+        "subject"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        let mut v = key_params(self);
+        v["format"] = "algonauts2023".into();
+        v
+    }
+    fn mem_bytes(&self) -> u64 {
+        self.mem
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        let subj = crate::algonauts::AlgonautsSubject::open(&self.dir)?;
+        let hemis: Vec<_> = subj
+            .hemis
+            .iter()
+            .filter(|h| self.hemis.contains(&h.name))
+            .collect();
+        ctx.progress.set_message("reading fMRI");
+        let n = subj.train_images.len();
+        let arrays = hemis
+            .iter()
+            .map(|h| subj.read_fmri(h))
+            .collect::<Result<Vec<_>>>()?;
+        let v: usize = arrays.iter().map(|a| a.rows_cols().1).sum();
+        let mut y = vec![0f32; n * v];
+        let mut col0 = 0;
+        for (a, h) in arrays.iter().zip(&hemis) {
+            let (rows, w) = a.rows_cols();
+            if rows != n {
+                return Err(Error::data(
+                    &h.fmri_file,
+                    format!("has {rows} rows but there are {n} training images"),
+                ));
+            }
+            if let Some(i) = a.data.iter().position(|x| !x.is_finite()) {
+                return Err(Error::data(
+                    &h.fmri_file,
+                    format!("non-finite response at image {}, vertex {}", i / w, i % w),
+                ));
+            }
+            for i in 0..n {
+                y[i * v + col0..i * v + col0 + w].copy_from_slice(&a.data[i * w..(i + 1) * w]);
+            }
+            col0 += w;
+        }
+        ctx.out.write_npy("y.npy", &[n, v], &y)?;
+        let table = subj.voxel_table();
+        let keep: Vec<usize> = (0..table.len())
+            .filter(|&i| self.hemis.contains(&table.hemi[i]))
+            .collect();
+        let mut df = table.select(&keep).to_dataframe()?;
+        crate::record::write_parquet(ctx, "voxels.parquet", &mut df)?;
+        ctx.out.write_json(
+            "fsaverage.json",
+            &Fsaverage {
+                hemis: hemis
+                    .iter()
+                    .map(|h| (h.name.clone(), h.fsaverage_len, h.fsaverage_index.clone()))
+                    .collect(),
+            },
+        )?;
+        ctx.out.write_json(
+            "subject.json",
+            &SubjectOut {
+                n_responses: n,
+                n_stimuli: n + subj.test_images.len(),
+                n_voxels: v,
+                repeats: 0,
+                noise_ceiling: false,
+            },
+        )
+    }
 }

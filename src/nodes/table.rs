@@ -1,168 +1,215 @@
-//! `table`: the experiment's results. One row per (subject, model, layer, ROI)
-//! with the ROI aggregate of each metric, plus every voxel's scores.
+//! `table`: the experiment's results, built from every scoring node's record
+//! (see [`crate::record`]) and nothing else.
+//!
+//! - `results.parquet` / `results.csv`: one long table, a row per (analysis,
+//!   subject, hemisphere, source, layer, roi, metric, aggregate) with its
+//!   value, the ROI's voxel count and the scoring node's key;
+//! - `results_wide.csv`: the same, one row per (analysis, subject, source,
+//!   layer, roi, hemisphere) with a column per metric (HW2's table);
+//! - `voxel_scores.parquet`: every voxel's values, long.
+
+use std::collections::BTreeMap;
 
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::{Ctx, as_indices};
-use crate::config::{Aggregate, Metric};
 use crate::error::{Error, Result};
-use crate::metrics;
+use crate::node::{Ctx, NodeKind, key_params};
+use crate::record::{self, floats, strings};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
+/// Where a record sits in the experiment (the plan's labels, not the node's).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TableRow {
+pub struct Labels {
+    pub analysis: String,
     pub subject: String,
-    pub model: String,
-    /// Position of the layer in its model's `layers` list (depth order).
-    pub layer_index: usize,
+    pub source: String,
     pub layer: String,
-    pub roi: String,
-}
-
-impl TableRow {
-    pub fn id(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.subject, self.model, self.layer, self.roi
-        )
-    }
+    /// Position of the layer in its source's `layers` list (depth order).
+    pub layer_index: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableTask {
-    /// Sorted, so that the order of TOML tables changes nothing.
-    pub rows: Vec<TableRow>,
-    pub aggregate: Aggregate,
-    pub metrics: Vec<Metric>,
+    /// The labels of upstream `score:{i:05}`, in table order.
+    pub records: Vec<Labels>,
 }
 
-fn write_parquet(ctx: &Ctx, name: &str, df: &mut DataFrame) -> Result<()> {
+/// Long-table columns, in order.
+pub const COLUMNS: [&str; 12] = [
+    "analysis",
+    "subject",
+    "hemisphere",
+    "source",
+    "layer",
+    "layer_index",
+    "roi",
+    "metric",
+    "aggregate",
+    "value",
+    "n_voxels",
+    "node_key",
+];
+
+impl NodeKind for TableTask {
+    fn kind(&self) -> &'static str {
+        "table"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        key_params(self)
+    }
+    fn mem_bytes(&self) -> u64 {
+        64 << 20
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        let mut text: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let (mut layer_index, mut value, mut n_voxels) = (Vec::new(), Vec::new(), Vec::new());
+        let mut v_text: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let (mut v_voxel, mut v_value) = (Vec::<i64>::new(), Vec::<f64>::new());
+        for (i, labels) in self.records.iter().enumerate() {
+            let entry = ctx.input(&format!("score:{i:05}"))?;
+            let (summary, voxels) = record::read(entry)?;
+            let n = summary.height();
+            let fixed = [
+                ("analysis", &labels.analysis),
+                ("subject", &labels.subject),
+                ("source", &labels.source),
+                ("layer", &labels.layer),
+                ("node_key", &entry.manifest.key),
+            ];
+            for (name, v) in fixed {
+                text.entry(name)
+                    .or_default()
+                    .extend(std::iter::repeat_n(v.clone(), n));
+            }
+            for name in ["hemisphere", "roi", "metric", "aggregate"] {
+                text.entry(name)
+                    .or_default()
+                    .extend(strings(&summary, name)?);
+            }
+            layer_index.extend(std::iter::repeat_n(labels.layer_index as u32, n));
+            value.extend(floats(&summary, "value")?);
+            n_voxels.extend(floats(&summary, "n_voxels")?.into_iter().map(|x| x as u32));
+
+            let nv = voxels.height();
+            for (name, v) in &fixed[..4] {
+                v_text
+                    .entry(name)
+                    .or_default()
+                    .extend(std::iter::repeat_n((*v).clone(), nv));
+            }
+            for name in ["hemisphere", "roi", "metric"] {
+                v_text
+                    .entry(name)
+                    .or_default()
+                    .extend(strings(&voxels, name)?);
+            }
+            v_voxel.extend(floats(&voxels, "voxel")?.into_iter().map(|x| x as i64));
+            v_value.extend(floats(&voxels, "value")?);
+        }
+        let col = |name: &str, t: &mut BTreeMap<&str, Vec<String>>| {
+            Column::new(name.into(), t.remove(name).unwrap_or_default())
+        };
+        let mut columns = Vec::new();
+        for name in COLUMNS {
+            columns.push(match name {
+                "layer_index" => Column::new(name.into(), &layer_index),
+                "value" => Column::new(name.into(), &value),
+                "n_voxels" => Column::new(name.into(), &n_voxels),
+                _ => col(name, &mut text),
+            });
+        }
+        let mut df = DataFrame::new_infer_height(columns).map_err(|e| ctx.fail(e.to_string()))?;
+        record::write_parquet(ctx, "results.parquet", &mut df)?;
+        write_csv(ctx, "results.csv", &mut df)?;
+        write_wide(ctx, &df)?;
+
+        let mut vcols = Vec::new();
+        for name in [
+            "analysis",
+            "subject",
+            "hemisphere",
+            "source",
+            "layer",
+            "roi",
+        ] {
+            vcols.push(col(name, &mut v_text));
+        }
+        vcols.push(Column::new("voxel".into(), v_voxel));
+        vcols.push(col("metric", &mut v_text));
+        vcols.push(Column::new("value".into(), v_value));
+        let mut vdf = DataFrame::new_infer_height(vcols).map_err(|e| ctx.fail(e.to_string()))?;
+        record::write_parquet(ctx, "voxel_scores.parquet", &mut vdf)
+    }
+}
+
+fn write_csv(ctx: &Ctx, name: &str, df: &mut DataFrame) -> Result<()> {
     let path = ctx.out.path(name);
     let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-    ParquetWriter::new(file)
+    CsvWriter::new(file)
         .finish(df)
-        .map_err(|e| ctx.fail(format!("writing {name}: {e}")))?;
-    Ok(())
+        .map_err(|e| ctx.fail(format!("writing {name}: {e}")))
 }
 
-impl TableTask {
-    pub fn run(&self, ctx: &Ctx) -> Result<()> {
-        let agg = |xs: &[f64]| match self.aggregate {
-            Aggregate::Mean => metrics::mean(xs),
-            Aggregate::Median => metrics::median(xs),
+/// HW2's view: a row per (analysis, subject, source, layer, roi, hemisphere),
+/// a column per metric (its aggregate), and the voxel count.
+fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
+    let keys = [
+        "analysis",
+        "subject",
+        "source",
+        "layer",
+        "roi",
+        "hemisphere",
+    ];
+    let text: Vec<Vec<String>> = keys.iter().map(|k| strings(df, k)).collect::<Result<_>>()?;
+    let metric = strings(df, "metric")?;
+    let value = floats(df, "value")?;
+    let n_voxels = floats(df, "n_voxels")?;
+    let mut metric_names: Vec<String> = Vec::new();
+    let mut rows: Vec<(Vec<String>, f64, BTreeMap<String, f64>)> = Vec::new();
+    for i in 0..df.height() {
+        if !metric_names.contains(&metric[i]) {
+            metric_names.push(metric[i].clone());
+        }
+        let key: Vec<String> = text.iter().map(|c| c[i].clone()).collect();
+        let at = match rows.iter().position(|r| r.0 == key) {
+            Some(at) => at,
+            None => {
+                rows.push((key, n_voxels[i], BTreeMap::new()));
+                rows.len() - 1
+            }
         };
-        // Per-ROI table columns.
-        let mut cols: Vec<(&str, Vec<String>)> = vec![
-            ("subject", vec![]),
-            ("model", vec![]),
-            ("layer", vec![]),
-            ("roi", vec![]),
-        ];
-        let (mut layer_idx, mut n_vox, mut alpha) = (Vec::new(), Vec::new(), Vec::new());
-        let mut values: Vec<Vec<f64>> = vec![Vec::new(); self.metrics.len()];
-        let (mut fit_keys, mut score_keys) = (Vec::new(), Vec::new());
-        // Per-voxel table columns.
-        let mut v_text: Vec<Vec<String>> = vec![Vec::new(); 5];
-        let (mut v_index, mut v_ncsnr, mut v_nc, mut v_alpha) = (vec![], vec![], vec![], vec![]);
-        let mut v_values: Vec<Vec<f64>> = vec![Vec::new(); self.metrics.len()];
-
-        // One voxel table per subject, read (and hashed) once rather than once per row.
-        let mut voxel_tables = std::collections::HashMap::new();
-        for row in &self.rows {
-            let id = row.id();
-            let fit = ctx.input(&format!("fit:{id}"))?;
-            let score = ctx.input(&format!("score:{id}"))?;
-            let roi = ctx.input(&format!("roi:{id}"))?;
-            if !voxel_tables.contains_key(&row.subject) {
-                let t =
-                    super::subject::read_voxels(ctx.input(&format!("subject:{}", row.subject))?)?;
-                voxel_tables.insert(row.subject.clone(), t);
-            }
-            let voxels = &voxel_tables[&row.subject];
-            let fit_meta: super::fit::FitOut = fit.read_json("fit.json")?;
-            let alphas = fit.read_f64("alpha.npy")?.data;
-            let idx = as_indices(&roi.read_f64("indices.npy")?);
-            let nc = score.read_f64("noise_ceiling.npy")?.data;
-
-            for (c, v) in [&row.subject, &row.model, &row.layer, &row.roi]
-                .into_iter()
-                .enumerate()
-            {
-                cols[c].1.push(v.clone());
-            }
-            layer_idx.push(row.layer_index as u32);
-            n_vox.push(idx.len() as u32);
-            alpha.push(fit_meta.alpha);
-            fit_keys.push(fit.manifest.key.clone());
-            score_keys.push(score.manifest.key.clone());
-            for (m, metric) in self.metrics.iter().enumerate() {
-                let per_voxel = score.read_f64(&format!("{}.npy", metric.name()))?.data;
-                values[m].push(agg(&per_voxel));
-                v_values[m].extend(per_voxel);
-            }
-            for (c, &j) in idx.iter().enumerate() {
-                for (t, v) in [
-                    &row.subject,
-                    &row.model,
-                    &row.layer,
-                    &row.roi,
-                    &voxels.hemi[j],
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    v_text[t].push(v.clone());
-                }
-                v_index.push(voxels.index[j]);
-                v_ncsnr.push(voxels.ncsnr[j]);
-                v_nc.push(nc[c]);
-                v_alpha.push(alphas[c]);
-            }
-        }
-
-        let n_rows = layer_idx.len();
-        let mut columns: Vec<Column> = cols
-            .into_iter()
-            .map(|(name, v)| Column::new(name.into(), v))
-            .collect();
-        columns.insert(3, Column::new("layer_index".into(), layer_idx));
-        columns.push(Column::new("n_voxels".into(), n_vox));
-        columns.push(Column::new("alpha".into(), alpha));
-        columns.push(Column::new(
-            "aggregate".into(),
-            vec![self.aggregate.name(); n_rows],
-        ));
-        for (m, metric) in self.metrics.iter().enumerate() {
-            columns.push(Column::new(metric.name().into(), &values[m]));
-        }
-        columns.push(Column::new("fit_key".into(), fit_keys));
-        columns.push(Column::new("score_key".into(), score_keys));
-        let mut df = DataFrame::new_infer_height(columns).map_err(|e| ctx.fail(e.to_string()))?;
-        write_parquet(ctx, "results.parquet", &mut df)?;
-        let path = ctx.out.path("results.csv");
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        CsvWriter::new(file)
-            .finish(&mut df)
-            .map_err(|e| ctx.fail(format!("writing results.csv: {e}")))?;
-
-        let names = ["subject", "model", "layer", "roi", "hemi"];
-        let mut vcols: Vec<Column> = names
-            .iter()
-            .zip(v_text)
-            .map(|(n, v)| Column::new((*n).into(), v))
-            .collect();
-        vcols.push(Column::new("index".into(), v_index));
-        vcols.push(Column::new("ncsnr".into(), v_ncsnr));
-        vcols.push(Column::new("noise_ceiling".into(), v_nc));
-        vcols.push(Column::new("alpha".into(), v_alpha));
-        for (m, metric) in self.metrics.iter().enumerate() {
-            vcols.push(Column::new(metric.name().into(), &v_values[m]));
-        }
-        let mut vdf = DataFrame::new_infer_height(vcols).map_err(|e| ctx.fail(e.to_string()))?;
-        write_parquet(ctx, "voxel_scores.parquet", &mut vdf)
+        rows[at].2.insert(metric[i].clone(), value[i]);
     }
+    let mut columns: Vec<Column> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            Column::new(
+                (*name).into(),
+                rows.iter().map(|r| r.0[k].clone()).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    columns.push(Column::new(
+        "n_voxels".into(),
+        rows.iter().map(|r| r.1 as u32).collect::<Vec<_>>(),
+    ));
+    for m in &metric_names {
+        columns.push(Column::new(
+            m.as_str().into(),
+            rows.iter()
+                .map(|r| r.2.get(m).copied().unwrap_or(f64::NAN))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    let mut wide = DataFrame::new_infer_height(columns).map_err(|e| ctx.fail(e.to_string()))?;
+    write_csv(ctx, "results_wide.csv", &mut wide)
 }
 
 /// Reads a results table (from a cache entry or a results directory).

@@ -16,9 +16,9 @@ use std::fmt::Write as _;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
 use crate::error::{Error, Result};
 use crate::model::alexnet::AlexNetConfig;
+use crate::node::{Ctx, NodeKind, key_params};
 use crate::train::spec::TrainSpec;
 use crate::train::{EvalRow, plots};
 
@@ -44,10 +44,19 @@ pub struct TrainSummary {
     pub final_eval: EvalRow,
 }
 
-impl TrainTask {
+impl NodeKind for TrainTask {
+    fn kind(&self) -> &'static str {
+        "train"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        key_params(self)
+    }
     /// Peak memory, roughly: weights, gradients and two optimizer buffers,
     /// plus a batch's images and activations kept for the backward pass.
-    pub fn mem_bytes(&self) -> u64 {
+    fn mem_bytes(&self) -> u64 {
         let [c1, c2, c3, c4, c5] = self.model.widths;
         let params = 3 * c1 * 121
             + c1 * c2 * 25
@@ -61,7 +70,7 @@ impl TrainTask {
         (4 * 5 * params + 4 * 3 * acts * self.train.batch_size) as u64
     }
 
-    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+    fn run(&self, ctx: &Ctx) -> Result<()> {
         ctx.progress.set_style(
             indicatif::ProgressStyle::with_template(
                 "  {prefix} [{bar:25}] {pos}/{len} steps {eta} {msg}",

@@ -205,7 +205,7 @@ pub fn train(
     work_dir: &Path,
     progress: &ProgressBar,
 ) -> Result<Outcome> {
-    let (plain, backend) = crate::nodes::extract::device_for(spec.device)?;
+    let (plain, backend) = crate::model::device::device_for(spec.device)?;
     let device = plain.clone().autodiff();
     device.seed(seed);
     let mut model = model_cfg.init(&device);

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::DeviceChoice;
+use crate::vocab::DeviceChoice;
 
 /// HW2's Barcode dataset parameters (see [`crate::barcode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,28 +1,22 @@
 //! `decompose`: one layer's features, decomposed once for every ROI and α
-//! (see `ridge::decompose`). Rows of the feature file follow the subject's
-//! stimulus order; the task carries which rows train and which test.
-
-use std::path::PathBuf;
+//! of a ridge analysis (see `ridge::decompose`). Rows of the feature matrix
+//! follow the subject's stimulus order; the `split` input says which rows fit
+//! and which are scored.
 
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::error::{Error, IoContext, Result};
-use crate::{npy, ridge};
+use crate::error::{Error, Result};
+use crate::node::{Ctx, NodeKind, key_params};
+use crate::numerics::ridge;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DecomposeTask {
-    /// An external feature file (its bytes are hashed into the key)...
-    #[serde(skip)]
-    pub file: PathBuf,
-    /// ...or this file of the upstream `features` entry (an extract node).
-    pub upstream_file: Option<String>,
-    /// (split, first row, rows) for the training and test sets, in join order.
-    pub train: Vec<(String, usize, usize)>,
-    pub test: Vec<(String, usize, usize)>,
+    pub features: crate::node::FeatureRef,
     pub fit_intercept: bool,
+    #[serde(skip)]
+    pub mem: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,33 +29,39 @@ pub struct DecomposeOut {
     pub n_features: usize,
 }
 
-fn rows(spans: &[(String, usize, usize)]) -> Vec<usize> {
-    spans.iter().flat_map(|(_, s, n)| *s..s + n).collect()
-}
-
-impl DecomposeTask {
-    pub fn run(&self, ctx: &Ctx) -> Result<()> {
+impl NodeKind for DecomposeTask {
+    fn kind(&self) -> &'static str {
+        "decompose"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn params(&self) -> serde_json::Value {
+        key_params(self)
+    }
+    fn mem_bytes(&self) -> u64 {
+        self.mem
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
         ctx.progress.set_message("reading features");
-        let x = match &self.upstream_file {
-            Some(name) => ctx.input("features")?.read_f32(name)?,
-            None => npy::read_f32(&self.file).at(&self.file)?,
-        };
+        let x = self.features.read(ctx)?;
+        let file = &self.features.path;
         let (n_rows, p) = x.rows_cols();
         if p == 0 || x.shape.len() < 2 {
             return Err(Error::data(
-                &self.file,
+                file,
                 format!(
                     "shape {:?} has no feature columns; expected images × features",
                     x.shape
                 ),
             ));
         }
-        let train = rows(&self.train);
-        let test = rows(&self.test);
+        let split = crate::nodes::split::read(ctx.input("split")?)?;
+        let (train, test) = (split.fit, split.score);
         let needed = train.iter().chain(&test).max().map_or(0, |m| m + 1);
         if n_rows < needed {
             return Err(Error::data(
-                &self.file,
+                file,
                 format!("has {n_rows} rows but the subject's splits need {needed}"),
             ));
         }
@@ -71,7 +71,7 @@ impl DecomposeTask {
                 let row = &x.data[i * p..(i + 1) * p];
                 if let Some(j) = row.iter().position(|v| !v.is_finite()) {
                     return Err(Error::data(
-                        &self.file,
+                        file,
                         format!("non-finite feature {} at row {i}, column {j}", row[j]),
                     )
                     .with_help(

@@ -1,0 +1,339 @@
+//! Analyses: what an experiment does with its features and brain data. Each
+//! is one file holding its `[analyses.NAME]` table, how it expands into nodes
+//! on top of the shared ones (subjects, ROIs, extractions, splits), and the
+//! node kinds only it uses. Every scoring node writes a [`crate::record`], so
+//! the table and the plots never learn what an analysis is.
+//!
+//! Adding one: write `analyses/NAME.rs` with a `parse` and an [`Analysis`]
+//! impl, and add it to [`KINDS`].
+
+pub mod decompose;
+pub mod linear;
+pub mod ridge_cv;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
+
+use crate::compile::Expand;
+use crate::config::Source;
+use crate::error::Result;
+use crate::nodes::split::SplitMethod;
+use crate::vocab::{Aggregate, Metric};
+
+pub trait Analysis: std::fmt::Debug + Send + Sync {
+    fn kind(&self) -> &'static str;
+    /// Metric names its records carry (plots may only ask for these).
+    fn metrics(&self) -> Vec<String>;
+    /// How its records aggregate voxels into an ROI value.
+    fn aggregate(&self) -> Aggregate;
+    /// Adds the analysis's nodes and registers its scoring nodes and results.
+    fn expand(&self, cx: &mut Expand) -> Result<()>;
+}
+
+/// What an analysis's parser may look at: the file (for errors) and the names
+/// the experiment declares.
+pub struct ParseCx<'a> {
+    pub src: &'a Source,
+    pub features: Vec<String>,
+    pub rois: Vec<String>,
+    pub subjects: Vec<String>,
+}
+
+type ParseFn = fn(&str, Spanned<DeValue<'_>>, &ParseCx) -> Result<Arc<dyn Analysis>>;
+
+/// The registry: `kind = "..."` → parser.
+pub const KINDS: &[(&str, ParseFn)] = &[("ridge_cv", ridge_cv::parse), ("linear", linear::parse)];
+
+/// Parses one `[analyses.NAME]` table by its `kind`.
+pub fn parse(name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Arc<dyn Analysis>> {
+    let span = value.span();
+    let Some(table) = value.get_ref().as_table() else {
+        return Err(cx
+            .src
+            .error(span, format!("analyses.{name} must be a table")));
+    };
+    let Some(kind) = table.get("kind") else {
+        return Err(cx
+            .src
+            .error(span, format!("analyses.{name} has no `kind`"))
+            .with_help(kinds_help()));
+    };
+    let kind_span = kind.span();
+    let kind_name = kind.get_ref().as_str().unwrap_or("");
+    match KINDS.iter().find(|(k, _)| *k == kind_name) {
+        Some((_, parse)) => parse(name, value, cx),
+        None => Err(cx
+            .src
+            .error(kind_span, format!("unknown analysis kind `{kind_name}`"))
+            .with_help(kinds_help())),
+    }
+}
+
+fn kinds_help() -> String {
+    format!(
+        "kind is one of: {}",
+        KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Deserializes an analysis's table into its raw struct, keeping spans (so
+/// errors say file:line:col) and refusing unknown keys (`deny_unknown_fields`).
+pub fn deserialize<T: for<'de> Deserialize<'de>>(
+    value: Spanned<DeValue<'_>>,
+    src: &Source,
+) -> Result<T> {
+    let owned = {
+        let mut v = value;
+        v.get_mut().make_owned();
+        v
+    };
+    T::deserialize(ValueDeserializer::from(owned)).map_err(|e| src.from_toml(e))
+}
+
+/// The feature sources / ROIs an analysis uses: all by default, or a checked list.
+pub fn pick(
+    cx: &ParseCx,
+    list: Option<Spanned<Vec<String>>>,
+    all: &[String],
+    what: &str,
+) -> Result<Vec<String>> {
+    let Some(list) = list else {
+        return Ok(all.to_vec());
+    };
+    let span = list.span();
+    let list = list.into_inner();
+    if list.is_empty() {
+        return Err(cx.src.error(span, format!("{what} must not be empty")));
+    }
+    for (i, x) in list.iter().enumerate() {
+        if !all.contains(x) {
+            return Err(cx
+                .src
+                .error(span.clone(), format!("unknown {what} `{x}`"))
+                .with_help(format!("declared: {}", all.join(", "))));
+        }
+        if list[..i].contains(x) {
+            return Err(cx.src.error(span, format!("{what} names `{x}` twice")));
+        }
+    }
+    Ok(list)
+}
+
+pub fn metrics(
+    cx: &ParseCx,
+    list: Option<Spanned<Vec<String>>>,
+    default: &[Metric],
+) -> Result<Vec<Metric>> {
+    let Some(list) = list else {
+        return Ok(default.to_vec());
+    };
+    let span = list.span();
+    let mut out = Vec::new();
+    for m in list.into_inner() {
+        let Some(metric) = Metric::parse(&m) else {
+            return Err(cx
+                .src
+                .error(span, format!("unknown metric `{m}`"))
+                .with_help("metrics are r2, r2_over_nc and pearson_r"));
+        };
+        if !out.contains(&metric) {
+            out.push(metric);
+        }
+    }
+    if out.is_empty() {
+        return Err(cx.src.error(span, "metrics must not be empty"));
+    }
+    Ok(out)
+}
+
+pub fn aggregate(
+    cx: &ParseCx,
+    raw: Option<Spanned<String>>,
+    default: Aggregate,
+) -> Result<Aggregate> {
+    match raw {
+        None => Ok(default),
+        Some(a) => match a.get_ref().as_str() {
+            "mean" => Ok(Aggregate::Mean),
+            "median" => Ok(Aggregate::Median),
+            other => Err(cx
+                .src
+                .error(a.span(), format!("unknown aggregate `{other}`"))
+                .with_help("use \"mean\" (HW2) or \"median\" (Algonauts)")),
+        },
+    }
+}
+
+/// `split = { method = "given" | "holdout" | "kfold", ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSplit {
+    pub method: Spanned<String>,
+    /// holdout: percent of the stimuli with responses that fit (devkit: 90).
+    pub train_percent: Option<Spanned<f64>>,
+    /// holdout, kfold: numpy legacy seed of the shuffle (devkit: 4).
+    pub seed: Option<Spanned<u32>>,
+    /// kfold: number of folds.
+    pub k: Option<Spanned<usize>>,
+}
+
+/// A split as an analysis asks for it; `None` = each subject's own default
+/// (NSD: its train/test splits; Algonauts: the devkit's 90 % holdout, seed 4).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SplitSpec {
+    Given,
+    Holdout { train_percent: f64, seed: u32 },
+    KFold { k: usize, seed: u32 },
+}
+
+pub fn split(
+    cx: &ParseCx,
+    raw: Option<Spanned<RawSplit>>,
+    kfold_ok: bool,
+) -> Result<Option<SplitSpec>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let seed = raw.seed.as_ref().map_or(4, |s| *s.get_ref());
+    let forbid = |x: Option<Range<usize>>, key: &str, m: &str| -> Result<()> {
+        match x {
+            Some(sp) => Err(cx
+                .src
+                .error(sp, format!("`{key}` does not apply to method \"{m}\""))),
+            None => Ok(()),
+        }
+    };
+    let spec = match raw.method.get_ref().as_str() {
+        "given" => {
+            forbid(
+                raw.train_percent.as_ref().map(|s| s.span()),
+                "train_percent",
+                "given",
+            )?;
+            forbid(raw.seed.as_ref().map(|s| s.span()), "seed", "given")?;
+            forbid(raw.k.as_ref().map(|s| s.span()), "k", "given")?;
+            SplitSpec::Given
+        }
+        "holdout" => {
+            forbid(raw.k.as_ref().map(|s| s.span()), "k", "holdout")?;
+            let p = raw.train_percent.as_ref().map_or(90.0, |p| *p.get_ref());
+            if !(p > 0.0 && p < 100.0) {
+                let sp = raw.train_percent.as_ref().map_or(span, |s| s.span());
+                return Err(cx.src.error(sp, "train_percent must be between 0 and 100"));
+            }
+            SplitSpec::Holdout {
+                train_percent: p,
+                seed,
+            }
+        }
+        "kfold" => {
+            forbid(
+                raw.train_percent.as_ref().map(|s| s.span()),
+                "train_percent",
+                "kfold",
+            )?;
+            if !kfold_ok {
+                return Err(cx
+                    .src
+                    .error(raw.method.span(), "this analysis has no k-fold mode")
+                    .with_help("use method = \"holdout\" or \"given\"; kind = \"linear\" scores k-fold out-of-fold predictions"));
+            }
+            let k = raw.k.as_ref().map_or(5, |k| *k.get_ref());
+            if k < 2 {
+                let sp = raw.k.as_ref().map_or(span, |s| s.span());
+                return Err(cx.src.error(sp, "k must be ≥ 2"));
+            }
+            SplitSpec::KFold { k, seed }
+        }
+        other => {
+            return Err(cx
+                .src
+                .error(raw.method.span(), format!("unknown split method `{other}`"))
+                .with_help("method = \"given\" (the subject's splits), \"holdout\" (train_percent, seed) or \"kfold\" (k, seed)"));
+        }
+    };
+    Ok(Some(spec))
+}
+
+impl SplitSpec {
+    /// The split node's method for one fold (holdout and given have one).
+    pub fn method(&self, given: &SplitMethod, fold: usize) -> SplitMethod {
+        match self {
+            SplitSpec::Given => given.clone(),
+            SplitSpec::Holdout {
+                train_percent,
+                seed,
+            } => SplitMethod::Holdout {
+                train_percent: *train_percent,
+                seed: *seed,
+            },
+            SplitSpec::KFold { k, seed } => SplitMethod::KFold {
+                k: *k,
+                fold,
+                seed: *seed,
+            },
+        }
+    }
+    pub fn folds(&self) -> usize {
+        match self {
+            SplitSpec::KFold { k, .. } => *k,
+            _ => 1,
+        }
+    }
+}
+
+/// `reduce = { method = "incremental_pca" | "pca", n_components, batch_size }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReduce {
+    pub method: Spanned<String>,
+    pub n_components: Spanned<usize>,
+    /// incremental_pca: stimuli per `partial_fit` (devkit: 100).
+    pub batch_size: Option<Spanned<usize>>,
+}
+
+pub fn reduce(
+    cx: &ParseCx,
+    raw: Option<Spanned<RawReduce>>,
+) -> Result<Option<crate::nodes::reduce::Reduce>> {
+    use crate::nodes::reduce::Reduce;
+    let Some(raw) = raw else { return Ok(None) };
+    let raw = raw.into_inner();
+    let k = *raw.n_components.get_ref();
+    if k == 0 {
+        return Err(cx
+            .src
+            .error(raw.n_components.span(), "n_components must be ≥ 1"));
+    }
+    match raw.method.get_ref().as_str() {
+        "incremental_pca" => {
+            let b = raw.batch_size.as_ref().map_or(100, |b| *b.get_ref());
+            if b == 0 {
+                return Err(cx
+                    .src
+                    .error(raw.batch_size.unwrap().span(), "batch_size must be ≥ 1"));
+            }
+            Ok(Some(Reduce::IncrementalPca {
+                n_components: k,
+                batch_size: b,
+            }))
+        }
+        "pca" => {
+            if let Some(b) = raw.batch_size {
+                return Err(cx.src.error(
+                    b.span(),
+                    "batch_size is incremental_pca's; pca fits all training rows at once",
+                ));
+            }
+            Ok(Some(Reduce::Pca { n_components: k }))
+        }
+        other => Err(cx
+            .src
+            .error(raw.method.span(), format!("unknown reduction `{other}`"))
+            .with_help("method = \"incremental_pca\" (the Algonauts devkit) or \"pca\"")),
+    }
+}

@@ -1,0 +1,773 @@
+//! From a checked experiment to the plan: first the nodes every analysis
+//! shares (nets runner trains, subjects, ROIs, extractions, and a feature
+//! handle per subject × source × layer), then each analysis expands on top of
+//! them, then the results table and the plots over every analysis's records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use petgraph::graph::NodeIndex;
+
+use crate::analyses::SplitSpec;
+use crate::config::{Experiment, FeatureKind, SubjectFormat, Weights};
+use crate::error::{Error, Result};
+use crate::key::hash_file;
+use crate::node::FeatureRef;
+use crate::nodes::reduce::{Reduce, ReduceTask};
+use crate::nodes::split::{SplitMethod, SplitTask};
+use crate::nodes::{self, table::Labels};
+use crate::npy;
+use crate::nsd::{SubjectDir, VoxelTable};
+use crate::plan::{Graph, Plan, natural_key};
+
+/// One ROI of one subject, as the plan knows it before anything runs.
+pub struct SharedRoi {
+    pub name: String,
+    pub node: NodeIndex,
+    pub n_voxels: usize,
+    /// Why it is empty and which labels exist, when it is.
+    pub empty: Option<(String, String)>,
+}
+
+pub struct SharedSubject {
+    pub name: String,
+    pub node: NodeIndex,
+    /// Stimuli 0..n_responses have responses; the rest are only predicted.
+    pub n_responses: usize,
+    pub n_stimuli: usize,
+    pub n_voxels: usize,
+    pub noise_ceiling: bool,
+    pub hemis: Vec<String>,
+    /// The subject's own split (NSD), or None (Algonauts: no test responses).
+    pub given: Option<SplitMethod>,
+    pub rois: Vec<SharedRoi>,
+    pub format: &'static str,
+    /// Algonauts: results can be written back into fsaverage space.
+    pub fsaverage: bool,
+}
+
+impl SharedSubject {
+    pub fn roi(&self, name: &str) -> &SharedRoi {
+        self.rois
+            .iter()
+            .find(|r| r.name == name)
+            .expect("validated ROI name")
+    }
+}
+
+/// A feature matrix of one subject: a layer of a source, as stored, or a
+/// reduction of one.
+#[derive(Clone)]
+pub struct Handle {
+    pub subject: String,
+    pub source: String,
+    pub layer: String,
+    pub layer_index: usize,
+    pub features: FeatureRef,
+    /// The node holding the file, or the external file's blake3.
+    pub upstream: Option<NodeIndex>,
+    pub hash: Option<String>,
+    pub width: u64,
+}
+
+impl Handle {
+    /// Adds this matrix as the `features` input of a node being built.
+    pub fn attach(
+        &self,
+        upstream: &mut Vec<(String, NodeIndex)>,
+        inputs: &mut BTreeMap<String, String>,
+    ) {
+        if let Some(ix) = self.upstream {
+            upstream.push(("features".into(), ix));
+        }
+        if let Some(h) = &self.hash {
+            inputs.insert("features".into(), h.clone());
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.subject, self.source, self.layer)
+    }
+}
+
+pub struct Shared {
+    pub subjects: Vec<SharedSubject>,
+    pub handles: Vec<Handle>,
+}
+
+impl Shared {
+    pub fn subject(&self, name: &str) -> &SharedSubject {
+        self.subjects
+            .iter()
+            .find(|s| s.name == name)
+            .expect("validated subject")
+    }
+    /// The handles of the given sources, in source then layer order.
+    pub fn handles_of<'a>(&'a self, sources: &'a [String]) -> impl Iterator<Item = &'a Handle> {
+        sources
+            .iter()
+            .flat_map(move |src| self.handles.iter().filter(move |h| &h.source == src))
+    }
+}
+
+/// A scoring node and where its record sits in the experiment.
+pub struct Scored {
+    pub node: NodeIndex,
+    pub labels: Labels,
+    /// Sorts per-ROI records of one layer in natural ROI order.
+    pub sort_roi: String,
+}
+
+/// What an analysis expands into.
+pub struct Expand<'a> {
+    pub name: &'a str,
+    pub g: &'a mut Graph,
+    pub shared: &'a Shared,
+    pub exp: &'a Experiment,
+    pub scored: Vec<Scored>,
+    pub outputs: Vec<(NodeIndex, String)>,
+    pub warnings: Vec<String>,
+}
+
+impl Expand<'_> {
+    /// The split node of a subject for an analysis's split (one fold of it).
+    pub fn split(
+        &mut self,
+        subject: &SharedSubject,
+        spec: &Option<SplitSpec>,
+        fold: usize,
+    ) -> Result<NodeIndex> {
+        let method = match (spec, &subject.given) {
+            (None, Some(given)) | (Some(SplitSpec::Given), Some(given)) => given.clone(),
+            (None, None) => SplitMethod::Holdout {
+                train_percent: 90.0,
+                seed: 4,
+            },
+            (Some(SplitSpec::Given), None) => {
+                return Err(Error::usage(format!(
+                    "analyses.{}: subject `{}` ({}) has no given test split with responses",
+                    self.name, subject.name, subject.format
+                ))
+                .with_help("use split = { method = \"holdout\", train_percent = 90, seed = 4 } (the devkit's)"));
+            }
+            (Some(s), _) => s.method(
+                &SplitMethod::Given {
+                    fit: vec![],
+                    score: vec![],
+                },
+                fold,
+            ),
+        };
+        let label = match &method {
+            SplitMethod::Given { .. } => "given".to_string(),
+            SplitMethod::Holdout {
+                train_percent,
+                seed,
+            } => format!("holdout-{train_percent}-seed{seed}"),
+            SplitMethod::KFold { k, fold, seed } => format!("kfold{k}-{fold}-seed{seed}"),
+        };
+        Ok(self.g.add(
+            format!("split/{}/{label}", subject.name),
+            SplitTask {
+                method,
+                n_responses: subject.n_responses,
+                n_stimuli: subject.n_stimuli,
+            },
+            vec![],
+            BTreeMap::new(),
+        ))
+    }
+
+    /// The handle's features reduced (PCA fitted on the split's fit rows).
+    pub fn reduced(&mut self, h: &Handle, split: NodeIndex, reduce: &Option<Reduce>) -> Handle {
+        let Some(r) = reduce else { return h.clone() };
+        let subject = self.shared.subject(&h.subject);
+        let mut upstream = vec![("split".to_string(), split)];
+        let mut inputs = BTreeMap::new();
+        h.attach(&mut upstream, &mut inputs);
+        let ix = self.g.add(
+            format!("reduce/{}/{}", h.id(), r.label()),
+            ReduceTask {
+                reduce: r.clone(),
+                features: h.features.clone(),
+                n_stimuli: subject.n_stimuli,
+                width: h.width,
+            },
+            upstream,
+            inputs,
+        );
+        Handle {
+            features: FeatureRef {
+                upstream_file: Some("features.npy".into()),
+                path: PathBuf::new(),
+            },
+            upstream: Some(ix),
+            hash: None,
+            width: r.n_components() as u64,
+            ..h.clone()
+        }
+    }
+
+    pub fn score(&mut self, node: NodeIndex, h: &Handle, roi: &str) {
+        self.scored.push(Scored {
+            node,
+            labels: Labels {
+                analysis: self.name.to_string(),
+                subject: h.subject.clone(),
+                source: h.source.clone(),
+                layer: h.layer.clone(),
+                layer_index: h.layer_index,
+            },
+            sort_roi: roi.to_string(),
+        });
+    }
+}
+
+pub fn compile(exp: &Experiment) -> Result<Plan> {
+    let mut g = Graph::default();
+    let mut warnings = Vec::new();
+
+    // Nets runner trains come first: nothing upstream, and every extract of
+    // the model reads the entry as its checkpoint.
+    let mut train_nodes = HashMap::new();
+    for m in &exp.models {
+        if let Weights::Trained { seed, train } = &m.weights {
+            let ix = g.add(
+                format!("train/{}", m.name),
+                nodes::train::TrainTask {
+                    arch: "alexnet".into(),
+                    model: m.config.clone(),
+                    seed: *seed,
+                    train: train.clone(),
+                },
+                vec![],
+                BTreeMap::new(),
+            );
+            train_nodes.insert(m.name.clone(), ix);
+        }
+    }
+
+    let mut subjects = Vec::new();
+    let mut images: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    let mut check_images: HashMap<String, SubjectDir> = HashMap::new();
+    for s in &exp.subjects {
+        if !s.path.is_dir() {
+            return Err(exp
+                .source
+                .error(s.path_span.clone(), format!("subject directory {} does not exist", s.path.display()))
+                .with_help("paths are relative to the experiment file; make a synthetic subject with `runner synth DIR`"));
+        }
+        let (shared, table, imgs) = match &s.format {
+            SubjectFormat::Nsd { .. } => {
+                let (shared, table, dir) = nsd_subject(&mut g, exp, s, &mut warnings)?;
+                let imgs = dir
+                    .meta
+                    .splits
+                    .keys()
+                    .map(|sp| dir.images_file(sp))
+                    .collect();
+                check_images.insert(s.name.clone(), dir);
+                (shared, table, imgs)
+            }
+            SubjectFormat::Algonauts2023 => algonauts_subject(&mut g, s)?,
+        };
+        let mut shared = shared;
+        for roi in &exp.rois {
+            let task = nodes::roi::RoiTask {
+                selector: roi.selector.clone(),
+                min_ncsnr: roi.min_ncsnr,
+                hemis: roi.hemis.clone(),
+                n_voxels: table.len(),
+            };
+            if let Some(m) = roi.min_ncsnr
+                && !shared.noise_ceiling
+            {
+                return Err(Error::usage(format!(
+                    "ROI `{}` keeps voxels with ncsnr > {m}, but subject `{}` ({}) has no noise ceiling",
+                    roi.name, s.name, shared.format
+                ))
+                .with_help("remove min_ncsnr from the ROI"));
+            }
+            let (idx, _) = task.select(&table).ok_or_else(|| {
+                let sel = roi.selector.as_ref().expect("only selectors name columns");
+                Error::data(
+                    &s.path,
+                    format!(
+                        "ROI `{}` reads label column `{}`, which subject `{}` lacks",
+                        roi.name, sel.column, s.name
+                    ),
+                )
+                .with_help(format!(
+                    "label columns present: {}",
+                    table.labels.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let empty = idx.is_empty().then(|| nodes::roi::why_empty(&task, &table));
+            let rix = g.add(
+                format!("roi/{}/{}", s.name, roi.name),
+                task,
+                vec![("subject".into(), shared.node)],
+                BTreeMap::new(),
+            );
+            shared.rois.push(SharedRoi {
+                name: roi.name.clone(),
+                node: rix,
+                n_voxels: idx.len(),
+                empty,
+            });
+        }
+        images.insert(s.name.clone(), imgs);
+        subjects.push(shared);
+    }
+
+    let mut handles = Vec::new();
+    for f in &exp.features {
+        for sname in &f.subjects {
+            let subject = subjects
+                .iter()
+                .find(|s| &s.name == sname)
+                .expect("validated");
+            let extract = match &f.kind {
+                FeatureKind::Npy { .. } => None,
+                FeatureKind::Extract {
+                    model,
+                    preprocess,
+                    batch_size,
+                    device,
+                } => {
+                    if let Some(dir) = check_images.get(sname) {
+                        dir.check_images()?;
+                    }
+                    Some(add_extract(
+                        &mut g,
+                        &train_nodes,
+                        exp,
+                        &images[sname],
+                        sname,
+                        &f.name,
+                        model,
+                        *preprocess,
+                        *batch_size,
+                        *device,
+                        &f.layers,
+                    )?)
+                }
+            };
+            for (li, layer) in f.layers.iter().enumerate() {
+                let handle = match (&f.kind, extract) {
+                    (FeatureKind::Extract { model, .. }, Some(ex)) => {
+                        let spec = exp
+                            .models
+                            .iter()
+                            .find(|m| &m.name == model)
+                            .expect("validated");
+                        let module = crate::model::alexnet::resolve_tap(layer).expect("validated");
+                        Handle {
+                            subject: sname.clone(),
+                            source: f.name.clone(),
+                            layer: layer.clone(),
+                            layer_index: li,
+                            features: FeatureRef {
+                                upstream_file: Some(format!("{layer}.npy")),
+                                path: PathBuf::new(),
+                            },
+                            upstream: Some(ex),
+                            hash: None,
+                            width: spec.config.tap_width(module) as u64,
+                        }
+                    }
+                    _ => {
+                        let file = f.layer_file(&exp.base_dir, sname, layer);
+                        let (width, hash) = npy_layer(exp, f, &file, layer, subject)?;
+                        Handle {
+                            subject: sname.clone(),
+                            source: f.name.clone(),
+                            layer: layer.clone(),
+                            layer_index: li,
+                            features: FeatureRef {
+                                upstream_file: None,
+                                path: file,
+                            },
+                            upstream: None,
+                            hash: Some(hash),
+                            width,
+                        }
+                    }
+                };
+                handles.push(handle);
+            }
+        }
+    }
+    let shared = Shared { subjects, handles };
+
+    let mut scored = Vec::new();
+    let mut outputs = Vec::new();
+    for (name, analysis) in &exp.analyses {
+        let mut cx = Expand {
+            name,
+            g: &mut g,
+            shared: &shared,
+            exp,
+            scored: Vec::new(),
+            outputs: Vec::new(),
+            warnings: Vec::new(),
+        };
+        analysis.expand(&mut cx)?;
+        scored.extend(cx.scored);
+        outputs.extend(cx.outputs);
+        warnings.extend(cx.warnings);
+    }
+    scored.sort_by(|a, b| {
+        let k = |s: &Scored| {
+            (
+                s.labels.analysis.clone(),
+                s.labels.subject.clone(),
+                s.labels.source.clone(),
+                s.labels.layer_index,
+                natural_key(&s.sort_roi),
+            )
+        };
+        k(a).cmp(&k(b))
+    });
+    let upstream: Vec<(String, NodeIndex)> = scored
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("score:{i:05}"), s.node))
+        .collect();
+    let table = g.add(
+        "table".into(),
+        nodes::table::TableTask {
+            records: scored.iter().map(|s| s.labels.clone()).collect(),
+        },
+        upstream,
+        BTreeMap::new(),
+    );
+    let mut all_outputs: Vec<(NodeIndex, String)> = train_nodes
+        .iter()
+        .map(|(name, &ix)| (ix, format!("{name}_")))
+        .collect();
+    all_outputs.sort();
+    all_outputs.push((table, String::new()));
+    all_outputs.extend(outputs);
+
+    for p in &exp.plots {
+        let ix = nodes::plot::add(&mut g, exp, p, &scored, table);
+        if !all_outputs.iter().any(|(o, _)| *o == ix) {
+            all_outputs.push((ix, String::new()));
+        }
+    }
+
+    Ok(Plan {
+        experiment: exp.clone(),
+        graph: g.graph,
+        by_id: g.by_id,
+        outputs: all_outputs,
+        warnings,
+    })
+}
+
+/// An NSD-layout subject: its node, its kept voxels' table and its directory.
+fn nsd_subject(
+    g: &mut Graph,
+    exp: &Experiment,
+    s: &crate::config::Subject,
+    warnings: &mut Vec<String>,
+) -> Result<(SharedSubject, VoxelTable, SubjectDir)> {
+    let SubjectFormat::Nsd {
+        train_splits,
+        test_splits,
+        voxel_mask,
+        min_ncsnr,
+    } = &s.format
+    else {
+        unreachable!()
+    };
+    let _ = exp;
+    let dir = SubjectDir::open(&s.path)?;
+    let all_splits: Vec<String> = dir.meta.splits.keys().cloned().collect();
+    let asked: Vec<String> = train_splits.iter().chain(test_splits).cloned().collect();
+    dir.check_splits(&asked)?;
+    if let Some(h) = s.hemis.iter().find(|h| !dir.meta.hemis.contains(h)) {
+        return Err(Error::data(
+            dir.dir.join("subject.json"),
+            format!(
+                "subject `{}` asks for hemisphere `{h}`; this subject has {}",
+                s.name,
+                dir.meta.hemis.join(", ")
+            ),
+        ));
+    }
+    let folder = dir.dir.file_name().map(|n| n.to_string_lossy().to_string());
+    if folder.as_deref().is_some_and(|f| f != dir.meta.subject) {
+        warnings.push(format!(
+            "subject `{}`: {} says subject `{}` but its directory is `{}`; check that the path points at the subject you mean",
+            s.name,
+            dir.dir.join("subject.json").display(),
+            dir.meta.subject,
+            folder.unwrap_or_default()
+        ));
+    }
+    // Read the voxel table now: label errors surface before anything runs,
+    // and ROI sizes let the executor budget memory.
+    let table = VoxelTable::read_csv(&dir.voxels_file())?;
+    let per_hemi = |h: &str| table.hemi.iter().filter(|x| *x == h).count();
+    dir.check_brain(&all_splits, &s.hemis, &per_hemi)?;
+    let mut inputs = BTreeMap::new();
+    for f in dir.brain_inputs(&all_splits, &s.hemis) {
+        if !f.is_file() {
+            return Err(Error::data(&f, "missing file in the subject directory"));
+        }
+        let rel = f
+            .strip_prefix(&dir.dir)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .to_string();
+        inputs.insert(rel, hash_file(&f)?);
+    }
+    let mut task = nodes::subject::SubjectTask {
+        dir: s.path.clone(),
+        splits: all_splits.clone(),
+        hemis: s.hemis.clone(),
+        voxel_mask: voxel_mask.clone(),
+        min_ncsnr: *min_ncsnr,
+        mem: 0,
+    };
+    let kept = task.kept_voxels(&table, &dir)?;
+    let kept_table = table.select(&kept);
+    let n_imgs = dir.n_images() as u64;
+    task.mem = n_imgs
+        .saturating_mul(table.len() as u64)
+        .saturating_mul(4 * (dir.meta.repeats as u64 + 2));
+    // Stimulus order is subject.json's split order.
+    let mut offsets = HashMap::new();
+    let mut start = 0;
+    for (name, &n) in &dir.meta.splits {
+        offsets.insert(name.clone(), (start, n));
+        start += n;
+    }
+    let ranges = |splits: &[String]| splits.iter().map(|sp| offsets[sp]).collect();
+    let given = SplitMethod::Given {
+        fit: ranges(train_splits),
+        score: ranges(test_splits),
+    };
+    let ix = g.add(format!("subject/{}", s.name), task, vec![], inputs);
+    let n = dir.n_images();
+    Ok((
+        SharedSubject {
+            name: s.name.clone(),
+            node: ix,
+            n_responses: n,
+            n_stimuli: n,
+            n_voxels: kept.len(),
+            noise_ceiling: true,
+            hemis: s.hemis.clone(),
+            given: Some(given),
+            rois: Vec::new(),
+            format: "runner-nsd-v1",
+            fsaverage: false,
+        },
+        kept_table,
+        dir,
+    ))
+}
+
+/// An Algonauts 2023 subject directory, read as the challenge ships it.
+fn algonauts_subject(
+    g: &mut Graph,
+    s: &crate::config::Subject,
+) -> Result<(SharedSubject, VoxelTable, Vec<PathBuf>)> {
+    let subj = crate::algonauts::AlgonautsSubject::open(&s.path)?;
+    let have: Vec<&str> = subj.hemis.iter().map(|h| h.name.as_str()).collect();
+    if let Some(h) = s.hemis.iter().find(|h| !have.contains(&h.as_str())) {
+        return Err(Error::data(
+            &s.path,
+            format!(
+                "subject `{}` asks for hemisphere `{h}`; this subject has {}",
+                s.name,
+                have.join(", ")
+            ),
+        ));
+    }
+    let mut inputs = BTreeMap::new();
+    for f in subj.input_files() {
+        let rel = f
+            .strip_prefix(&s.path)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .to_string();
+        inputs.insert(rel, hash_file(&f)?);
+    }
+    let table = subj.voxel_table();
+    let keep: Vec<usize> = (0..table.len())
+        .filter(|&i| s.hemis.contains(&table.hemi[i]))
+        .collect();
+    let table = table.select(&keep);
+    let n = subj.train_images.len();
+    let task = nodes::subject::AlgonautsTask {
+        dir: s.path.clone(),
+        hemis: s.hemis.clone(),
+        mem: (n * table.len() * 8) as u64,
+    };
+    let ix = g.add(format!("subject/{}", s.name), task, vec![], inputs);
+    let images: Vec<PathBuf> = subj
+        .train_images
+        .iter()
+        .chain(&subj.test_images)
+        .cloned()
+        .collect();
+    Ok((
+        SharedSubject {
+            name: s.name.clone(),
+            node: ix,
+            n_responses: n,
+            n_stimuli: images.len(),
+            n_voxels: table.len(),
+            noise_ceiling: false,
+            hemis: s.hemis.clone(),
+            given: None,
+            rois: Vec::new(),
+            format: "algonauts2023",
+            fsaverage: true,
+        },
+        table,
+        images,
+    ))
+}
+
+/// Checks a precomputed feature file against the subject; returns its width and blake3.
+fn npy_layer(
+    exp: &Experiment,
+    f: &crate::config::FeatureSource,
+    file: &std::path::Path,
+    layer: &str,
+    subject: &SharedSubject,
+) -> Result<(u64, String)> {
+    let FeatureKind::Npy { dir_span, .. } = &f.kind else {
+        unreachable!("only npy sources read files")
+    };
+    if !file.is_file() {
+        return Err(exp
+            .source
+            .error(
+                dir_span.clone(),
+                format!(
+                    "features.{}: no file {} for layer `{layer}`",
+                    f.name,
+                    file.display()
+                ),
+            )
+            .with_help(
+                "each layer needs <dir>/<layer>.npy, rows = the subject's images in stimulus order",
+            ));
+    }
+    let (shape, _) = npy::read_header(file)
+        .map_err(|e| Error::data(file, format!("not a readable .npy: {e}")))?;
+    let rows_in_file = shape.first().copied().unwrap_or(0);
+    if rows_in_file != subject.n_stimuli {
+        return Err(Error::data(
+            file,
+            format!(
+                "has {rows_in_file} rows but subject `{}` has {} images",
+                subject.name, subject.n_stimuli
+            ),
+        )
+        .with_help("rows must be every image of the subject in stimulus order (NSD layout: splits stacked in subject.json order; Algonauts: training then test images, sorted by name)"));
+    }
+    let width: usize = shape.iter().skip(1).product();
+    if width == 0 || shape.len() < 2 {
+        return Err(Error::data(
+            file,
+            format!("shape {shape:?} has no feature columns; expected images × features"),
+        ));
+    }
+    Ok((width as u64, hash_file(file)?))
+}
+
+/// One extract node: a model's taps on a subject's images (stimulus order).
+#[allow(clippy::too_many_arguments)]
+fn add_extract(
+    g: &mut Graph,
+    train_nodes: &HashMap<String, NodeIndex>,
+    exp: &Experiment,
+    images: &[PathBuf],
+    sname: &str,
+    source: &str,
+    model: &str,
+    preprocess: crate::vocab::PreprocessKind,
+    batch_size: usize,
+    device: crate::vocab::DeviceChoice,
+    taps: &[String],
+) -> Result<NodeIndex> {
+    let spec = exp
+        .models
+        .iter()
+        .find(|m| m.name == model)
+        .expect("validated");
+    let mut inputs = BTreeMap::new();
+    let base = exp
+        .subjects
+        .iter()
+        .find(|s| s.name == sname)
+        .map(|s| s.path.clone());
+    for f in images {
+        let rel = base
+            .as_ref()
+            .and_then(|b| f.strip_prefix(b).ok())
+            .unwrap_or(f)
+            .to_string_lossy()
+            .to_string();
+        inputs.insert(rel, hash_file(f)?);
+    }
+    let mut upstream = vec![];
+    let (seed, checkpoint) = match &spec.weights {
+        Weights::Random { seed } => (Some(*seed), None),
+        Weights::Trained { .. } => {
+            upstream.push(("weights".to_string(), train_nodes[model]));
+            (None, None)
+        }
+        Weights::Checkpoint { path, span } => {
+            if !path.is_file() {
+                return Err(exp
+                    .source
+                    .error(
+                        span.clone(),
+                        format!("models.{model}: no checkpoint at {}", path.display()),
+                    )
+                    .with_help("paths are relative to the experiment file"));
+            }
+            inputs.insert("checkpoint".to_string(), hash_file(path)?);
+            (None, Some(path.clone()))
+        }
+    };
+    let widest = taps
+        .iter()
+        .filter_map(|t| crate::model::alexnet::resolve_tap(t))
+        .map(|m| spec.config.tap_width(m))
+        .sum::<usize>() as u64;
+    // A stack of images is read whole; PNGs one batch at a time.
+    let image_bytes = images
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    let mem = image_bytes + batch_size as u64 * 4 * (3 * 224 * 224 + 2 * widest + 2_000_000);
+    Ok(g.add(
+        format!("extract/{sname}/{source}"),
+        nodes::extract::ExtractTask {
+            arch: "alexnet".into(),
+            model: spec.config.clone(),
+            seed,
+            checkpoint,
+            preprocess,
+            taps: taps.to_vec(),
+            images: images.to_vec(),
+            batch_size,
+            device,
+            mem,
+        },
+        upstream,
+        inputs,
+    ))
+}

@@ -1,0 +1,11 @@
+//! Numerics more than one analysis uses, each checked against the library
+//! researchers would otherwise call: ridge and its leave-one-out α choice
+//! (scikit-learn RidgeCV), PCA and IncrementalPCA (scikit-learn), ordinary
+//! least squares (LinearRegression), per-voxel metrics (scikit-learn, scipy),
+//! and numpy's legacy random draws.
+
+pub mod linear;
+pub mod metrics;
+pub mod numpy_random;
+pub mod pca;
+pub mod ridge;

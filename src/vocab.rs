@@ -1,0 +1,112 @@
+//! The shared words of an experiment: how voxels are picked, what is scored
+//! and how it is summarised, where a net runs and how its images are
+//! prepared. Config, nodes and analyses all speak these; none of them owns them.
+
+use serde::Serialize;
+
+/// Picks voxels by the labels in one column of the voxel table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Selector {
+    pub column: String,
+    pub labels: Vec<String>,
+    #[serde(rename = "match")]
+    pub match_: LabelMatch,
+}
+
+/// HW2 matches by substring ('V4' matches 'hV4', 'ventral' matches
+/// 'midventral'); the file must say which rule it means.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelMatch {
+    Exact,
+    Substring,
+}
+
+impl Selector {
+    pub fn matches(&self, label: &str) -> bool {
+        self.labels.iter().any(|want| match self.match_ {
+            LabelMatch::Exact => label == want,
+            LabelMatch::Substring => label.contains(want.as_str()),
+        })
+    }
+}
+
+/// Which torchvision pipeline images go through before the net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreprocessKind {
+    /// HW2: Resize((256, 256)), CenterCrop(224), ToTensor, Normalize(ImageNet).
+    Hw2,
+    /// Algonauts devkit: Resize((224, 224)), ToTensor, Normalize(ImageNet).
+    Algonauts,
+}
+
+impl PreprocessKind {
+    pub fn pipeline(self) -> crate::preprocess::Preprocess {
+        match self {
+            PreprocessKind::Hw2 => crate::preprocess::Preprocess::hw2(),
+            PreprocessKind::Algonauts => crate::preprocess::Preprocess::algonauts(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// A GPU when the build and the machine have one, else the CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    R2,
+    R2OverNc,
+    PearsonR,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 3] = [Metric::R2, Metric::R2OverNc, Metric::PearsonR];
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::R2 => "r2",
+            Metric::R2OverNc => "r2_over_nc",
+            Metric::PearsonR => "pearson_r",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::R2 => "R²",
+            Metric::R2OverNc => "R² / noise ceiling",
+            Metric::PearsonR => "Pearson r",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    Mean,
+    Median,
+}
+
+impl Aggregate {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Mean => "mean",
+            Aggregate::Median => "median",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
+    Svg,
+}
