@@ -240,3 +240,41 @@ fn random_init_is_reproducible_from_its_seed() {
         .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
     assert!(diff > 1e-3 * scale, "seed 7 and seed 8 gave the same net");
 }
+
+#[test]
+fn adding_an_analysis_reuses_every_extraction_and_decomposition() {
+    let ckpt = fixtures().join("hw_small_bare.pt");
+    let env = Env::new(&ckpt, 8);
+    env.exec();
+    // A per-voxel-α ridge and an OLS on the same features, side by side.
+    let text = experiment(&ckpt, 8).replace(
+        "[[plots]]\nkind = \"heatmap\"\n",
+        "[analyses.ridge_voxelwise]\nkind = \"ridge_cv\"\nalpha_grid = [1.0, 100.0, 1e4]\nalpha_per_voxel = true\n\n[analyses.ols]\nkind = \"linear\"\nreduce = { method = \"pca\", n_components = 10 }\nmetrics = [\"r2\", \"pearson_r\"]\n\n[[plots]]\nkind = \"heatmap\"\nanalysis = \"ridge\"\n",
+    );
+    fs::write(env.dir.join("exp.toml"), text).unwrap();
+    let s = env.exec();
+    let log = fs::read_to_string(s["run_log"].as_str().unwrap()).unwrap();
+    let ran: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == "node" && v["outcome"] != "reused")
+        .collect();
+    let kind_ran = |k: &str| ran.iter().filter(|v| v["kind"] == k).count();
+    assert_eq!(kind_ran("extract"), 0, "extractions are shared");
+    assert_eq!(
+        kind_ran("decompose"),
+        0,
+        "the new ridge shares the decompositions"
+    );
+    assert_eq!(kind_ran("fit"), 4, "4 layers × 1 ROI, per-voxel α");
+    assert_eq!(kind_ran("reduce"), 4);
+    assert_eq!(kind_ran("linear_fit"), 4);
+    let csv = fs::read_to_string(env.dir.join("results/results.csv")).unwrap();
+    for analysis in ["ridge", "ridge_voxelwise", "ols"] {
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with(&format!("{analysis},s1,both,"))),
+            "{analysis} rows"
+        );
+    }
+}

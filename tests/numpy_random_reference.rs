@@ -24,6 +24,26 @@ fn the_algonauts_devkit_split_shuffle() {
 }
 
 #[test]
+fn the_split_node_is_the_devkits_holdout() {
+    // idxs_train, idxs_val = idxs[:num_train], idxs[num_train:], with
+    // num_train = int(np.round(9841 / 100 * 90)) = 8857 (subj01, subj02, ...).
+    use runner::nodes::split::{SplitMethod, SplitTask};
+    let (_, want) = fixture("algonauts_shuffle_9841.npy");
+    let split = SplitTask {
+        method: SplitMethod::Holdout {
+            train_percent: 90.0,
+            seed: 4,
+        },
+        n_responses: 9841,
+        n_stimuli: 9841 + 159,
+    }
+    .split();
+    assert_eq!(as_i64(&split.fit), want[..8857]);
+    assert_eq!(as_i64(&split.score), want[8857..]);
+    assert_eq!(split.predict, (9841..10000).collect::<Vec<_>>());
+}
+
+#[test]
 fn the_lab08_holdout_shuffle() {
     let (_, want) = fixture("lab08_shuffle_9000.npy");
     assert_eq!(as_i64(&RandomState::new(171301).permutation(9000)), want);
