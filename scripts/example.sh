@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fresh machine → the example experiments: build runner, make the synthetic
-# subject (once), run experiments/synthetic.toml (precomputed features),
+# subjects (once), run experiments/algonauts2023.toml (the Algonauts devkit),
+# experiments/synthetic.toml (precomputed features),
 # experiments/hw2_models.toml (AlexNets run by runner) and
 # experiments/hw2_cpu.toml (HW2 with a Barcode AlexNet runner trains, CPU-sized).
 # Needs only cargo.
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 cargo build --locked --all-targets
 bin="${CARGO_TARGET_DIR:-target}/debug/runner"
 [ -f data/synth01/subject.json ] || "$bin" synth data/synth01
+[ -d data/algonauts2023/subj01 ] || "$bin" synth --layout algonauts2023 data/algonauts2023/subj01
+"$bin" exec experiments/algonauts2023.toml
 "$bin" exec experiments/synthetic.toml
 "$bin" exec experiments/hw2_models.toml
 "$bin" exec experiments/hw2_cpu.toml

@@ -141,7 +141,8 @@ column = "prf-visualrois"
 labels = ["V1"]
 match = "substring"
 
-[fit]
+[analyses.ridge]
+kind = "ridge_cv"
 alpha_grid = [1.0, 100.0]
 "#
     )
