@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::exec::{self, ExecOptions};
 use crate::key::short;
-use crate::plan::{self, Freshness, Plan};
+use crate::plan::{Freshness, Plan};
 use crate::{config, synth};
 
 #[derive(Debug, Parser)]
@@ -126,7 +126,7 @@ fn cache_to_read(cli_cache: &Option<PathBuf>, exp: Option<&config::Experiment>) 
 
 fn load_plan(file: &Path) -> Result<Plan> {
     let exp = config::load(file)?;
-    plan::build(&exp)
+    crate::compile::compile(&exp)
 }
 
 pub fn run(cli: Cli) -> Result<()> {

@@ -8,220 +8,16 @@ use std::path::PathBuf;
 
 use petgraph::graph::NodeIndex;
 
-use crate::analyses::SplitSpec;
+use crate::analyses::expand::{Expand, Handle, Scored, Shared, SharedRoi, SharedSubject};
 use crate::config::{Experiment, FeatureKind, SubjectFormat, Weights};
 use crate::error::{Error, Result};
 use crate::key::hash_file;
 use crate::node::FeatureRef;
-use crate::nodes::reduce::{Reduce, ReduceTask};
-use crate::nodes::split::{SplitMethod, SplitTask};
-use crate::nodes::{self, table::Labels};
+use crate::nodes;
+use crate::nodes::split::SplitMethod;
 use crate::npy;
 use crate::nsd::{SubjectDir, VoxelTable};
 use crate::plan::{Graph, Plan, natural_key};
-
-/// One ROI of one subject, as the plan knows it before anything runs.
-pub struct SharedRoi {
-    pub name: String,
-    pub node: NodeIndex,
-    pub n_voxels: usize,
-    /// Why it is empty and which labels exist, when it is.
-    pub empty: Option<(String, String)>,
-}
-
-pub struct SharedSubject {
-    pub name: String,
-    pub node: NodeIndex,
-    /// Stimuli 0..n_responses have responses; the rest are only predicted.
-    pub n_responses: usize,
-    pub n_stimuli: usize,
-    pub n_voxels: usize,
-    pub noise_ceiling: bool,
-    pub hemis: Vec<String>,
-    /// The subject's own split (NSD), or None (Algonauts: no test responses).
-    pub given: Option<SplitMethod>,
-    pub rois: Vec<SharedRoi>,
-    pub format: &'static str,
-    /// Algonauts: results can be written back into fsaverage space.
-    pub fsaverage: bool,
-}
-
-impl SharedSubject {
-    pub fn roi(&self, name: &str) -> &SharedRoi {
-        self.rois
-            .iter()
-            .find(|r| r.name == name)
-            .expect("validated ROI name")
-    }
-}
-
-/// A feature matrix of one subject: a layer of a source, as stored, or a
-/// reduction of one.
-#[derive(Clone)]
-pub struct Handle {
-    pub subject: String,
-    pub source: String,
-    pub layer: String,
-    pub layer_index: usize,
-    pub features: FeatureRef,
-    /// The node holding the file, or the external file's blake3.
-    pub upstream: Option<NodeIndex>,
-    pub hash: Option<String>,
-    pub width: u64,
-}
-
-impl Handle {
-    /// Adds this matrix as the `features` input of a node being built.
-    pub fn attach(
-        &self,
-        upstream: &mut Vec<(String, NodeIndex)>,
-        inputs: &mut BTreeMap<String, String>,
-    ) {
-        if let Some(ix) = self.upstream {
-            upstream.push(("features".into(), ix));
-        }
-        if let Some(h) = &self.hash {
-            inputs.insert("features".into(), h.clone());
-        }
-    }
-
-    pub fn id(&self) -> String {
-        format!("{}/{}/{}", self.subject, self.source, self.layer)
-    }
-}
-
-pub struct Shared {
-    pub subjects: Vec<SharedSubject>,
-    pub handles: Vec<Handle>,
-}
-
-impl Shared {
-    pub fn subject(&self, name: &str) -> &SharedSubject {
-        self.subjects
-            .iter()
-            .find(|s| s.name == name)
-            .expect("validated subject")
-    }
-    /// The handles of the given sources, in source then layer order.
-    pub fn handles_of<'a>(&'a self, sources: &'a [String]) -> impl Iterator<Item = &'a Handle> {
-        sources
-            .iter()
-            .flat_map(move |src| self.handles.iter().filter(move |h| &h.source == src))
-    }
-}
-
-/// A scoring node and where its record sits in the experiment.
-pub struct Scored {
-    pub node: NodeIndex,
-    pub labels: Labels,
-    /// Sorts per-ROI records of one layer in natural ROI order.
-    pub sort_roi: String,
-}
-
-/// What an analysis expands into.
-pub struct Expand<'a> {
-    pub name: &'a str,
-    pub g: &'a mut Graph,
-    pub shared: &'a Shared,
-    pub exp: &'a Experiment,
-    pub scored: Vec<Scored>,
-    pub outputs: Vec<(NodeIndex, String)>,
-    pub warnings: Vec<String>,
-}
-
-impl Expand<'_> {
-    /// The split node of a subject for an analysis's split (one fold of it).
-    pub fn split(
-        &mut self,
-        subject: &SharedSubject,
-        spec: &Option<SplitSpec>,
-        fold: usize,
-    ) -> Result<NodeIndex> {
-        let method = match (spec, &subject.given) {
-            (None, Some(given)) | (Some(SplitSpec::Given), Some(given)) => given.clone(),
-            (None, None) => SplitMethod::Holdout {
-                train_percent: 90.0,
-                seed: 4,
-            },
-            (Some(SplitSpec::Given), None) => {
-                return Err(Error::usage(format!(
-                    "analyses.{}: subject `{}` ({}) has no given test split with responses",
-                    self.name, subject.name, subject.format
-                ))
-                .with_help("use split = { method = \"holdout\", train_percent = 90, seed = 4 } (the devkit's)"));
-            }
-            (Some(s), _) => s.method(
-                &SplitMethod::Given {
-                    fit: vec![],
-                    score: vec![],
-                },
-                fold,
-            ),
-        };
-        let label = match &method {
-            SplitMethod::Given { .. } => "given".to_string(),
-            SplitMethod::Holdout {
-                train_percent,
-                seed,
-            } => format!("holdout-{train_percent}-seed{seed}"),
-            SplitMethod::KFold { k, fold, seed } => format!("kfold{k}-{fold}-seed{seed}"),
-        };
-        Ok(self.g.add(
-            format!("split/{}/{label}", subject.name),
-            SplitTask {
-                method,
-                n_responses: subject.n_responses,
-                n_stimuli: subject.n_stimuli,
-            },
-            vec![],
-            BTreeMap::new(),
-        ))
-    }
-
-    /// The handle's features reduced (PCA fitted on the split's fit rows).
-    pub fn reduced(&mut self, h: &Handle, split: NodeIndex, reduce: &Option<Reduce>) -> Handle {
-        let Some(r) = reduce else { return h.clone() };
-        let subject = self.shared.subject(&h.subject);
-        let mut upstream = vec![("split".to_string(), split)];
-        let mut inputs = BTreeMap::new();
-        h.attach(&mut upstream, &mut inputs);
-        let ix = self.g.add(
-            format!("reduce/{}/{}", h.id(), r.label()),
-            ReduceTask {
-                reduce: r.clone(),
-                features: h.features.clone(),
-                n_stimuli: subject.n_stimuli,
-                width: h.width,
-            },
-            upstream,
-            inputs,
-        );
-        Handle {
-            features: FeatureRef {
-                upstream_file: Some("features.npy".into()),
-                path: PathBuf::new(),
-            },
-            upstream: Some(ix),
-            hash: None,
-            width: r.n_components() as u64,
-            ..h.clone()
-        }
-    }
-
-    pub fn score(&mut self, node: NodeIndex, h: &Handle, roi: &str) {
-        self.scored.push(Scored {
-            node,
-            labels: Labels {
-                analysis: self.name.to_string(),
-                subject: h.subject.clone(),
-                source: h.source.clone(),
-                layer: h.layer.clone(),
-                layer_index: h.layer_index,
-            },
-            sort_roi: roi.to_string(),
-        });
-    }
-}
 
 pub fn compile(exp: &Experiment) -> Result<Plan> {
     let mut g = Graph::default();
@@ -407,7 +203,6 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
             name,
             g: &mut g,
             shared: &shared,
-            exp,
             scored: Vec::new(),
             outputs: Vec::new(),
             warnings: Vec::new(),
@@ -524,20 +319,16 @@ fn nsd_subject(
             .to_string();
         inputs.insert(rel, hash_file(&f)?);
     }
-    let mut task = nodes::subject::SubjectTask {
+    let task = nodes::subject::SubjectTask {
         dir: s.path.clone(),
         splits: all_splits.clone(),
         hemis: s.hemis.clone(),
         voxel_mask: voxel_mask.clone(),
         min_ncsnr: *min_ncsnr,
-        mem: 0,
+        sizes: (dir.n_images(), table.len(), dir.meta.repeats),
     };
     let kept = task.kept_voxels(&table, &dir)?;
     let kept_table = table.select(&kept);
-    let n_imgs = dir.n_images() as u64;
-    task.mem = n_imgs
-        .saturating_mul(table.len() as u64)
-        .saturating_mul(4 * (dir.meta.repeats as u64 + 2));
     // Stimulus order is subject.json's split order.
     let mut offsets = HashMap::new();
     let mut start = 0;
@@ -564,6 +355,7 @@ fn nsd_subject(
             given: Some(given),
             rois: Vec::new(),
             format: "runner-nsd-v1",
+            folder: folder_of(&s.path),
             fsaverage: false,
         },
         kept_table,
@@ -606,7 +398,7 @@ fn algonauts_subject(
     let task = nodes::subject::AlgonautsTask {
         dir: s.path.clone(),
         hemis: s.hemis.clone(),
-        mem: (n * table.len() * 8) as u64,
+        sizes: (n, table.len()),
     };
     let ix = g.add(format!("subject/{}", s.name), task, vec![], inputs);
     let images: Vec<PathBuf> = subj
@@ -627,6 +419,7 @@ fn algonauts_subject(
             given: None,
             rois: Vec::new(),
             format: "algonauts2023",
+            folder: folder_of(&s.path),
             fsaverage: true,
         },
         table,
@@ -739,20 +532,6 @@ fn add_extract(
             (None, Some(path.clone()))
         }
     };
-    let widest = taps
-        .iter()
-        .filter_map(|t| crate::model::alexnet::resolve_tap(t))
-        .map(|m| spec.config.tap_width(m))
-        .sum::<usize>() as u64;
-    // A stack of images is read whole; PNGs one batch at a time.
-    let image_bytes = images
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .max()
-        .unwrap_or(0);
-    let mem = image_bytes + batch_size as u64 * 4 * (3 * 224 * 224 + 2 * widest + 2_000_000);
     Ok(g.add(
         format!("extract/{sname}/{source}"),
         nodes::extract::ExtractTask {
@@ -765,9 +544,14 @@ fn add_extract(
             images: images.to_vec(),
             batch_size,
             device,
-            mem,
         },
         upstream,
         inputs,
     ))
+}
+
+fn folder_of(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default()
 }

@@ -31,6 +31,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod record;
 pub mod results;
+pub mod source;
 pub mod synth;
 pub mod train;
 pub mod vocab;

@@ -117,10 +117,6 @@ impl Graph {
     }
 }
 
-pub fn build(exp: &Experiment) -> Result<Plan> {
-    crate::compile::compile(exp)
-}
-
 impl Plan {
     /// Nodes in an order where every node comes after its inputs.
     pub fn topo(&self) -> Vec<NodeIndex> {

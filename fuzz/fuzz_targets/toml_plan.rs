@@ -34,6 +34,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let file = workspace().join("e.toml");
     if let Ok(exp) = runner::config::parse(&file, text.to_string()) {
-        let _ = runner::plan::build(&exp);
+        let _ = runner::compile::compile(&exp);
     }
 });

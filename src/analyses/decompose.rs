@@ -15,8 +15,9 @@ pub const VERSION: u32 = 2;
 pub struct DecomposeTask {
     pub features: crate::node::FeatureRef,
     pub fit_intercept: bool,
+    /// Sizes for the memory estimate: fit and score stimuli, features.
     #[serde(skip)]
-    pub mem: u64,
+    pub sizes: (u64, u64, u64),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,7 +41,10 @@ impl NodeKind for DecomposeTask {
         key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
-        self.mem
+        // f64 copies of both feature blocks, the Gram matrix and its
+        // eigenvectors, the cross products; plus the f32 file.
+        let (nt, ne, p) = self.sizes;
+        8 * (nt * p + ne * p + 4 * nt * nt + ne * nt) + 4 * (nt + ne) * p
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
         ctx.progress.set_message("reading features");

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use toml::de::DeValue;
 
+use super::expand::{Expand, Handle};
 use super::{Analysis, ParseCx, SplitSpec};
-use crate::compile::{Expand, Handle};
 use crate::error::{Error, IoContext, Result};
 use crate::node::{Ctx, FeatureRef, NodeKind, as_indices, key_params};
 use crate::nodes::reduce::Reduce;
@@ -87,7 +87,7 @@ pub struct Linear {
     reduce: Option<Reduce>,
     submission: Option<Submission>,
     surface_maps: bool,
-    source: crate::config::Source,
+    source: crate::source::Source,
 }
 
 pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Arc<dyn Analysis>> {
@@ -171,7 +171,7 @@ impl Analysis for Linear {
             let mut fold_fits = Vec::new();
             let mut first = None;
             for fold in 0..folds {
-                let split = cx.split(subject, &self.split, fold)?;
+                let (split, _) = cx.split(subject, &self.split, fold)?;
                 // Each fold reduces on its own fit stimuli.
                 let hf = cx.reduced(&h, split, &self.reduce);
                 let fit = self.fit_node(cx, &hf, subject.node, split, false, fold, folds);
@@ -266,14 +266,7 @@ impl Analysis for Linear {
                     ));
                 }
                 let fit = self.fit_node(cx, hf, subject.node, *split, sub.refit_all, 0, 1);
-                let folder = cx
-                    .exp
-                    .subjects
-                    .iter()
-                    .find(|s| s.name == *sname)
-                    .and_then(|s| s.path.file_name())
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_else(|| sname.to_string());
+                let folder = subject.folder.clone();
                 if !is_challenge_folder(&folder) {
                     cx.warnings.push(format!(
                         "analyses.{}: subject directory `{folder}` is not named subjNN; the challenge expects subj01..subj08 in the zip",

@@ -8,6 +8,7 @@
 //! impl, and add it to [`KINDS`].
 
 pub mod decompose;
+pub mod expand;
 pub mod linear;
 pub mod ridge_cv;
 
@@ -18,11 +19,11 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
-use crate::compile::Expand;
-use crate::config::Source;
 use crate::error::Result;
 use crate::nodes::split::SplitMethod;
+use crate::source::Source;
 use crate::vocab::{Aggregate, Metric};
+use expand::Expand;
 
 pub trait Analysis: std::fmt::Debug + Send + Sync {
     fn kind(&self) -> &'static str;

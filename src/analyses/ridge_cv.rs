@@ -14,14 +14,18 @@ use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use toml::de::DeValue;
 
+use super::expand::Expand;
 use super::{Analysis, ParseCx, SplitSpec};
-use crate::compile::Expand;
 use crate::error::Result;
 use crate::node::{Ctx, NodeKind, as_indices, key_params};
 use crate::nodes::reduce::Reduce;
 use crate::numerics::ridge;
 use crate::record::Record;
 use crate::vocab::{Aggregate, Metric};
+
+/// Every α costs a pass over the predictions of every fit; beyond this a grid
+/// is a mistake rather than a search.
+pub const MAX_ALPHAS: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +71,7 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
     if grid.is_empty() {
         return Err(cx.src.error(span, "alpha_grid must not be empty"));
     }
-    if grid.len() > crate::config::MAX_ALPHAS {
+    if grid.len() > MAX_ALPHAS {
         return Err(cx
             .src
             .error(
@@ -75,7 +79,7 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
                 format!(
                     "alpha_grid has {} values; at most {} are allowed",
                     grid.len(),
-                    crate::config::MAX_ALPHAS
+                    MAX_ALPHAS
                 ),
             )
             .with_help("a log-spaced grid of 10–30 values brackets the optimum; HW2 uses 17"));
@@ -130,13 +134,9 @@ impl Analysis for RidgeCv {
             if !subject.noise_ceiling && self.metrics.contains(&Metric::R2OverNc) {
                 return Err(no_noise_ceiling(cx.name, subject));
             }
-            let split = cx.split(subject, &self.split, 0)?;
+            let (split, (nt, ne)) = cx.split(subject, &self.split, 0)?;
             let h = cx.reduced(&h, split, &self.reduce);
-            let (nt, ne, p) = (
-                subject.n_responses as u64,
-                subject.n_responses as u64,
-                h.width,
-            );
+            let p = h.width;
             let mut upstream = vec![("split".to_string(), split)];
             let mut inputs = BTreeMap::new();
             h.attach(&mut upstream, &mut inputs);
@@ -145,7 +145,7 @@ impl Analysis for RidgeCv {
                 super::decompose::DecomposeTask {
                     features: h.features.clone(),
                     fit_intercept: self.fit_intercept,
-                    mem: 8 * (nt * p + ne * p + 4 * nt * nt + ne * nt) + 4 * (nt + ne) * p,
+                    sizes: (nt, ne, p),
                 },
                 upstream,
                 inputs,
@@ -167,7 +167,7 @@ impl Analysis for RidgeCv {
                     FitTask {
                         alpha_grid: self.alpha_grid.clone(),
                         alpha_per_voxel: self.alpha_per_voxel,
-                        mem: 8 * (3 * nt * nt + ne * nt + 5 * nt * v) + 4 * nt * 1000,
+                        sizes: (nt, ne, v),
                     },
                     vec![
                         ups("decompose", dec),
@@ -185,7 +185,7 @@ impl Analysis for RidgeCv {
                         aggregate: self.aggregate,
                         by_hemisphere: self.by_hemisphere,
                         roi: roi_name.clone(),
-                        mem: 8 * ne * v * 4,
+                        sizes: (ne, v),
                     },
                     vec![
                         ups("fit", fit),
@@ -202,7 +202,7 @@ impl Analysis for RidgeCv {
     }
 }
 
-pub fn no_noise_ceiling(analysis: &str, s: &crate::compile::SharedSubject) -> crate::error::Error {
+pub fn no_noise_ceiling(analysis: &str, s: &super::expand::SharedSubject) -> crate::error::Error {
     crate::error::Error::usage(format!(
         "analyses.{analysis} asks for r2_over_nc, but subject `{}` ({}) has no noise ceiling",
         s.name, s.format
@@ -216,8 +216,9 @@ pub const VERSION: u32 = 2;
 pub struct FitTask {
     pub alpha_grid: Vec<f64>,
     pub alpha_per_voxel: bool,
+    /// Sizes for the memory estimate: fit and score stimuli, voxels.
     #[serde(skip)]
-    pub mem: u64,
+    pub sizes: (u64, u64, u64),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -275,7 +276,9 @@ impl NodeKind for FitTask {
         key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
-        self.mem
+        // The decomposition, LOO errors for every α, predictions.
+        let (nt, ne, v) = self.sizes;
+        8 * (3 * nt * nt + ne * nt + 5 * nt * v) + 4 * nt * 1000
     }
     fn warnings(&self, entry: &dyn Fn() -> Result<crate::cache::Entry>) -> Result<Vec<String>> {
         let meta: FitOut = entry()?.read_json("fit.json")?;
@@ -367,8 +370,9 @@ pub struct ScoreTask {
     pub by_hemisphere: bool,
     /// The ROI's name as the record labels it.
     pub roi: String,
+    /// Sizes for the memory estimate: score stimuli, voxels.
     #[serde(skip)]
-    pub mem: u64,
+    pub sizes: (u64, u64),
 }
 
 impl NodeKind for ScoreTask {
@@ -382,7 +386,8 @@ impl NodeKind for ScoreTask {
         key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
-        self.mem
+        let (ne, v) = self.sizes;
+        8 * ne * v * 4
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
         let subject = ctx.input("subject")?;

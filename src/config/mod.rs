@@ -3,7 +3,6 @@
 //! every problem is reported at its `file:line:col`.
 
 mod raw;
-mod source;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -11,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_spanned::Spanned;
 
 use crate::error::{IoContext, Result};
+pub use crate::source::Source;
 use crate::vocab::{DeviceChoice, ImageFormat, LabelMatch, Metric, PreprocessKind, Selector};
-pub use source::Source;
 
 #[derive(Debug, Clone)]
 pub struct Experiment {
@@ -222,10 +221,6 @@ struct Validator<'a> {
 
 /// An experiment file is a few KB; beyond this it is not one.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
-
-/// Every α costs a pass over the predictions of every fit; beyond this a grid
-/// is a mistake rather than a search.
-pub const MAX_ALPHAS: usize = 1000;
 
 /// Names become file-name parts (results, plots): at most this many bytes.
 pub const MAX_NAME_LEN: usize = 64;

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
-use super::plot::{FONT, register_font};
+use super::font::{FONT, register_font};
 use crate::error::Result;
 use crate::node::{Ctx, NodeKind, key_params};
 use crate::vocab::{Aggregate, ImageFormat, Metric};

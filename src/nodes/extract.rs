@@ -42,8 +42,6 @@ pub struct ExtractTask {
     pub batch_size: usize,
     #[serde(skip)]
     pub device: DeviceChoice,
-    #[serde(skip)]
-    pub mem: u64,
 }
 
 fn is_stack(p: &std::path::Path) -> bool {
@@ -71,7 +69,23 @@ impl NodeKind for ExtractTask {
         key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
-        self.mem
+        // A stack of images is read whole, PNGs a batch at a time; a batch's
+        // input, its taps (twice: tensor and host copy) and activations.
+        let widest = self
+            .taps
+            .iter()
+            .filter_map(|t| resolve_tap(t))
+            .map(|m| self.model.tap_width(m))
+            .sum::<usize>() as u64;
+        let image_bytes = self
+            .images
+            .iter()
+            .filter(|p| is_stack(p))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+        image_bytes + self.batch_size as u64 * 4 * (3 * 224 * 224 + 2 * widest + 2_000_000)
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
         let (device, backend) = crate::model::device::device_for(self.device)?;

@@ -9,6 +9,7 @@
 
 pub mod bars;
 pub mod extract;
+pub mod font;
 pub mod plot;
 pub mod reduce;
 pub mod roi;

@@ -2,15 +2,13 @@
 //! ROIs), the value printed in every cell, and one colour scale shared by all
 //! models so that their colours compare directly.
 
-use std::sync::Once;
-
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ColorMap;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
-use crate::compile::Scored;
+use crate::analyses::expand::Scored;
 use crate::config::{Experiment, PlotKind, PlotSpec};
 use crate::error::Result;
 use crate::node::{Ctx, NodeKind, key_params};
@@ -21,8 +19,7 @@ use std::collections::BTreeMap;
 
 pub const VERSION: u32 = 1;
 
-pub(crate) const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+pub(crate) use super::font::{FONT, register_font};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
@@ -45,14 +42,6 @@ pub struct PlotTask {
     pub name_subject: bool,
     /// Put the analysis in the file names (when the experiment has several).
     pub name_analysis: bool,
-}
-
-pub(crate) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font ships inside the binary, so plots need no system fontconfig.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
-    });
 }
 
 /// The file stem of one panel's heatmap.

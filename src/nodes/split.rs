@@ -45,6 +45,23 @@ pub struct Split {
 }
 
 impl SplitTask {
+    /// How many stimuli fit and score, without drawing the shuffle.
+    pub fn sizes(&self) -> (usize, usize) {
+        let n = self.n_responses;
+        let len = |r: &[(usize, usize)]| r.iter().map(|x| x.1).sum();
+        match &self.method {
+            SplitMethod::Given { fit, score } => (len(fit), len(score)),
+            SplitMethod::Holdout { train_percent, .. } => {
+                let f = (((n as f64) / 100.0 * train_percent).round_ties_even() as usize).min(n);
+                (f, n - f)
+            }
+            SplitMethod::KFold { k, fold, .. } => {
+                let s = n / k + usize::from(*fold < n % k);
+                (n - s, s)
+            }
+        }
+    }
+
     pub fn split(&self) -> Split {
         let n = self.n_responses;
         let predict = (n..self.n_stimuli).collect();

@@ -26,8 +26,9 @@ pub struct SubjectTask {
     pub hemis: Vec<String>,
     pub voxel_mask: Selector,
     pub min_ncsnr: f64,
+    /// Sizes for the memory estimate: images, voxels in the table, repeats.
     #[serde(skip)]
-    pub mem: u64,
+    pub sizes: (usize, usize, usize),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,7 +81,11 @@ impl NodeKind for SubjectTask {
         key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
-        self.mem
+        // Every repeat of every image as f32, the averages, the table.
+        let (n, v, r) = self.sizes;
+        (n as u64)
+            .saturating_mul(v as u64)
+            .saturating_mul(4 * (r as u64 + 2))
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
         let subject = SubjectDir::open(&self.dir)?;
@@ -123,8 +128,9 @@ pub struct AlgonautsTask {
     #[serde(skip)]
     pub dir: PathBuf,
     pub hemis: Vec<String>,
+    /// Sizes for the memory estimate: training images, vertices.
     #[serde(skip)]
-    pub mem: u64,
+    pub sizes: (usize, usize),
 }
 
 /// Per hemisphere: the fsaverage mesh's vertex count and, for each challenge
@@ -147,7 +153,9 @@ impl NodeKind for AlgonautsTask {
         v
     }
     fn mem_bytes(&self) -> u64 {
-        self.mem
+        // Each hemisphere's array and the joined matrix.
+        let (n, v) = self.sizes;
+        (n * v * 8) as u64
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
         let subj = crate::algonauts::AlgonautsSubject::open(&self.dir)?;

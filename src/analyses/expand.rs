@@ -1,0 +1,232 @@
+//! What an analysis expands on: the shared nodes of the experiment (its
+//! subjects with their ROIs, and a feature handle per subject × source ×
+//! layer), and helpers to add the nodes analyses have in common (splits,
+//! reductions) and to register scoring nodes for the results table.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use petgraph::graph::NodeIndex;
+
+use super::SplitSpec;
+use crate::error::{Error, Result};
+use crate::node::FeatureRef;
+use crate::nodes::reduce::{Reduce, ReduceTask};
+use crate::nodes::split::{SplitMethod, SplitTask};
+use crate::nodes::table::Labels;
+use crate::plan::Graph;
+
+/// One ROI of one subject, as the plan knows it before anything runs.
+pub struct SharedRoi {
+    pub name: String,
+    pub node: NodeIndex,
+    pub n_voxels: usize,
+    /// Why it is empty and which labels exist, when it is.
+    pub empty: Option<(String, String)>,
+}
+
+pub struct SharedSubject {
+    pub name: String,
+    pub node: NodeIndex,
+    /// Stimuli 0..n_responses have responses; the rest are only predicted.
+    pub n_responses: usize,
+    pub n_stimuli: usize,
+    pub n_voxels: usize,
+    pub noise_ceiling: bool,
+    pub hemis: Vec<String>,
+    /// The subject's own split (NSD), or None (Algonauts: no test responses).
+    pub given: Option<SplitMethod>,
+    pub rois: Vec<SharedRoi>,
+    pub format: &'static str,
+    /// The directory's name (the challenge's `subjNN` folder of a submission).
+    pub folder: String,
+    /// Algonauts: results can be written back into fsaverage space.
+    pub fsaverage: bool,
+}
+
+impl SharedSubject {
+    pub fn roi(&self, name: &str) -> &SharedRoi {
+        self.rois
+            .iter()
+            .find(|r| r.name == name)
+            .expect("validated ROI name")
+    }
+}
+
+/// A feature matrix of one subject: a layer of a source, as stored, or a
+/// reduction of one.
+#[derive(Clone)]
+pub struct Handle {
+    pub subject: String,
+    pub source: String,
+    pub layer: String,
+    pub layer_index: usize,
+    pub features: FeatureRef,
+    /// The node holding the file, or the external file's blake3.
+    pub upstream: Option<NodeIndex>,
+    pub hash: Option<String>,
+    pub width: u64,
+}
+
+impl Handle {
+    /// Adds this matrix as the `features` input of a node being built.
+    pub fn attach(
+        &self,
+        upstream: &mut Vec<(String, NodeIndex)>,
+        inputs: &mut BTreeMap<String, String>,
+    ) {
+        if let Some(ix) = self.upstream {
+            upstream.push(("features".into(), ix));
+        }
+        if let Some(h) = &self.hash {
+            inputs.insert("features".into(), h.clone());
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.subject, self.source, self.layer)
+    }
+}
+
+pub struct Shared {
+    pub subjects: Vec<SharedSubject>,
+    pub handles: Vec<Handle>,
+}
+
+impl Shared {
+    pub fn subject(&self, name: &str) -> &SharedSubject {
+        self.subjects
+            .iter()
+            .find(|s| s.name == name)
+            .expect("validated subject")
+    }
+    /// The handles of the given sources, in source then layer order.
+    pub fn handles_of<'a>(&'a self, sources: &'a [String]) -> impl Iterator<Item = &'a Handle> {
+        sources
+            .iter()
+            .flat_map(move |src| self.handles.iter().filter(move |h| &h.source == src))
+    }
+}
+
+/// A scoring node and where its record sits in the experiment.
+pub struct Scored {
+    pub node: NodeIndex,
+    pub labels: Labels,
+    /// Sorts per-ROI records of one layer in natural ROI order.
+    pub sort_roi: String,
+}
+
+/// What an analysis expands into.
+pub struct Expand<'a> {
+    pub name: &'a str,
+    pub g: &'a mut Graph,
+    pub shared: &'a Shared,
+    pub scored: Vec<Scored>,
+    pub outputs: Vec<(NodeIndex, String)>,
+    pub warnings: Vec<String>,
+}
+
+impl Expand<'_> {
+    /// The split node of a subject for an analysis's split (one fold of it),
+    /// and how many stimuli it fits and scores.
+    pub fn split(
+        &mut self,
+        subject: &SharedSubject,
+        spec: &Option<SplitSpec>,
+        fold: usize,
+    ) -> Result<(NodeIndex, (u64, u64))> {
+        let method = match (spec, &subject.given) {
+            (None, Some(given)) | (Some(SplitSpec::Given), Some(given)) => given.clone(),
+            (None, None) => SplitMethod::Holdout {
+                train_percent: 90.0,
+                seed: 4,
+            },
+            (Some(SplitSpec::Given), None) => {
+                return Err(Error::usage(format!(
+                    "analyses.{}: subject `{}` ({}) has no given test split with responses",
+                    self.name, subject.name, subject.format
+                ))
+                .with_help("use split = { method = \"holdout\", train_percent = 90, seed = 4 } (the devkit's)"));
+            }
+            (Some(s), _) => s.method(
+                &SplitMethod::Given {
+                    fit: vec![],
+                    score: vec![],
+                },
+                fold,
+            ),
+        };
+        let label = match &method {
+            SplitMethod::Given { .. } => "given".to_string(),
+            SplitMethod::Holdout {
+                train_percent,
+                seed,
+            } => format!("holdout-{train_percent}-seed{seed}"),
+            SplitMethod::KFold { k, fold, seed } => format!("kfold{k}-{fold}-seed{seed}"),
+        };
+        let task = SplitTask {
+            method,
+            n_responses: subject.n_responses,
+            n_stimuli: subject.n_stimuli,
+        };
+        let (fit, score) = task.sizes();
+        if fit == 0 || score == 0 {
+            return Err(Error::usage(format!(
+                "analyses.{}: the split of subject `{}` fits {fit} and scores {score} stimuli",
+                self.name, subject.name
+            ))
+            .with_help("both sides of a split need stimuli; check train_percent, k and the subject's splits"));
+        }
+        let ix = self.g.add(
+            format!("split/{}/{label}", subject.name),
+            task,
+            vec![],
+            BTreeMap::new(),
+        );
+        Ok((ix, (fit as u64, score as u64)))
+    }
+
+    /// The handle's features reduced (PCA fitted on the split's fit rows).
+    pub fn reduced(&mut self, h: &Handle, split: NodeIndex, reduce: &Option<Reduce>) -> Handle {
+        let Some(r) = reduce else { return h.clone() };
+        let subject = self.shared.subject(&h.subject);
+        let mut upstream = vec![("split".to_string(), split)];
+        let mut inputs = BTreeMap::new();
+        h.attach(&mut upstream, &mut inputs);
+        let ix = self.g.add(
+            format!("reduce/{}/{}", h.id(), r.label()),
+            ReduceTask {
+                reduce: r.clone(),
+                features: h.features.clone(),
+                n_stimuli: subject.n_stimuli,
+                width: h.width,
+            },
+            upstream,
+            inputs,
+        );
+        Handle {
+            features: FeatureRef {
+                upstream_file: Some("features.npy".into()),
+                path: PathBuf::new(),
+            },
+            upstream: Some(ix),
+            hash: None,
+            width: r.n_components() as u64,
+            ..h.clone()
+        }
+    }
+
+    pub fn score(&mut self, node: NodeIndex, h: &Handle, roi: &str) {
+        self.scored.push(Scored {
+            node,
+            labels: Labels {
+                analysis: self.name.to_string(),
+                subject: h.subject.clone(),
+                source: h.source.clone(),
+                layer: h.layer.clone(),
+                layer_index: h.layer_index,
+            },
+            sort_roi: roi.to_string(),
+        });
+    }
+}
