@@ -396,6 +396,7 @@ fn algonauts_subject(
     let table = table.select(&keep);
     let n = subj.train_images.len();
     let task = nodes::subject::AlgonautsTask {
+        format: crate::algonauts::FORMAT,
         dir: s.path.clone(),
         hemis: s.hemis.clone(),
         sizes: (n, table.len()),

@@ -13,13 +13,23 @@ use serde::Serialize;
 use crate::cache::{Entry, EntryWriter};
 use crate::error::{Error, Result};
 
-pub trait NodeKind: Send + Sync + std::fmt::Debug {
+/// The parameters hashed into a node's key: its serde form, for every node
+/// type (so that a field can never be left out of the key by hand).
+pub trait KeyParams {
+    fn params(&self) -> serde_json::Value;
+}
+
+impl<T: Serialize> KeyParams for T {
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("node parameters serialize")
+    }
+}
+
+pub trait NodeKind: KeyParams + Send + Sync + std::fmt::Debug {
     /// The first part of node ids and of every key (`fit`, `extract`, ...).
     fn kind(&self) -> &'static str;
     /// Bump it when the output would change for the same inputs.
     fn version(&self) -> u32;
-    /// The parameters hashed into the key; `key_params(self)` for a `Serialize` type.
-    fn params(&self) -> serde_json::Value;
     /// Rough peak memory, so the executor does not run two giants at once.
     fn mem_bytes(&self) -> u64;
     fn run(&self, ctx: &Ctx) -> Result<()>;
@@ -34,11 +44,6 @@ pub trait NodeKind: Send + Sync + std::fmt::Debug {
     fn warnings(&self, _entry: &dyn Fn() -> Result<Entry>) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
-}
-
-/// The key parameters of a node type: its serde form.
-pub fn key_params<T: Serialize>(node: &T) -> serde_json::Value {
-    serde_json::to_value(node).expect("node parameters serialize")
 }
 
 /// What a running node sees: its verified inputs by role, and where to write.

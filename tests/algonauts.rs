@@ -10,7 +10,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use common::runner;
+use common::{ran_kinds, runner};
 
 const EXPERIMENT: &str = r#"
 [experiment]
@@ -99,19 +99,6 @@ impl Env {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn ran_kinds(log: &Path) -> Vec<String> {
-    let mut kinds: Vec<String> = fs::read_to_string(log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["event"] == "node" && v["outcome"] != "reused")
-        .map(|v| v["kind"].as_str().unwrap().to_string())
-        .collect();
-    kinds.sort();
-    kinds.dedup();
-    kinds
 }
 
 /// (roi, hemisphere) → value of `metric` in results.csv.

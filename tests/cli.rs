@@ -67,7 +67,7 @@ struct Env {
     dir: PathBuf,
 }
 
-use common::runner;
+use common::{ran_kinds, runner};
 
 impl Env {
     fn new() -> Env {
@@ -96,18 +96,6 @@ impl Env {
 }
 
 /// The node kinds that ran (not reused) in a run log.
-fn ran_kinds(log: &Path) -> Vec<String> {
-    let mut kinds: Vec<String> = fs::read_to_string(log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["event"] == "node" && v["outcome"] != "reused")
-        .map(|v| v["kind"].as_str().unwrap().to_string())
-        .collect();
-    kinds.sort();
-    kinds.dedup();
-    kinds
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::numerics::ridge;
 
 pub const VERSION: u32 = 2;
@@ -36,9 +36,6 @@ impl NodeKind for DecomposeTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         // f64 copies of both feature blocks, the Gram matrix and its

@@ -24,7 +24,7 @@ use toml::de::DeValue;
 use super::expand::{Expand, Handle};
 use super::{Analysis, ParseCx, SplitSpec};
 use crate::error::{Error, IoContext, Result};
-use crate::node::{Ctx, FeatureRef, NodeKind, as_indices, key_params};
+use crate::node::{Ctx, FeatureRef, NodeKind, as_indices};
 use crate::nodes::reduce::Reduce;
 use crate::numerics::linear::LinearFit;
 use crate::record::Record;
@@ -366,9 +366,6 @@ impl NodeKind for LinearFitTask {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
-    }
     fn mem_bytes(&self) -> u64 {
         let (n, v, p) = (self.n_stimuli as u64, self.n_voxels as u64, self.width);
         4 * n * p + 8 * n * v + 8 * p * v + 8 * p * p
@@ -436,9 +433,6 @@ impl NodeKind for LinearScoreTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         8 * 3 * (self.n_voxels * self.n_responses) as u64
@@ -553,9 +547,6 @@ impl NodeKind for SurfaceMapTask {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
-    }
     fn mem_bytes(&self) -> u64 {
         64 << 20
     }
@@ -598,9 +589,6 @@ impl NodeKind for SubmissionTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         2 * MAX_SUBMISSION_BYTES

@@ -17,7 +17,7 @@ use toml::de::DeValue;
 use super::expand::Expand;
 use super::{Analysis, ParseCx, SplitSpec};
 use crate::error::Result;
-use crate::node::{Ctx, NodeKind, as_indices, key_params};
+use crate::node::{Ctx, NodeKind, as_indices};
 use crate::nodes::reduce::Reduce;
 use crate::numerics::ridge;
 use crate::record::Record;
@@ -272,9 +272,6 @@ impl NodeKind for FitTask {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
-    }
     fn mem_bytes(&self) -> u64 {
         // The decomposition, LOO errors for every α, predictions.
         let (nt, ne, v) = self.sizes;
@@ -381,9 +378,6 @@ impl NodeKind for ScoreTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         let (ne, v) = self.sizes;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::font::{FONT, register_font};
 use crate::error::Result;
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::vocab::{Aggregate, ImageFormat, Metric};
 
 pub const VERSION: u32 = 1;
@@ -35,9 +35,6 @@ impl NodeKind for BarsTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         256 << 20

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::model::alexnet::{AlexNetConfig, resolve_tap};
 use crate::model::load::load_weights;
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::npy;
 use crate::vocab::{DeviceChoice, PreprocessKind};
 
@@ -64,9 +64,6 @@ impl NodeKind for ExtractTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         // A stack of images is read whole, PNGs a batch at a time; a batch's

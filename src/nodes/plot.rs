@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::analyses::expand::Scored;
 use crate::config::{Experiment, PlotKind, PlotSpec};
 use crate::error::Result;
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::plan::{Graph, natural_key};
 use crate::vocab::{Aggregate, ImageFormat, Metric};
 use petgraph::graph::NodeIndex;
@@ -86,9 +86,6 @@ impl NodeKind for PlotTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         256 << 20

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::node::{Ctx, FeatureRef, NodeKind, key_params};
+use crate::node::{Ctx, FeatureRef, NodeKind};
 use crate::numerics::pca::{IncrementalPca, Pca};
 
 pub const VERSION: u32 = 1;
@@ -70,9 +70,6 @@ impl NodeKind for ReduceTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         let k = self.reduce.n_components() as u64;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::nsd::VoxelTable;
 use crate::vocab::Selector;
 
@@ -71,9 +71,6 @@ impl NodeKind for RoiTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         self.n_voxels as u64 * 200

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::numerics::numpy_random::RandomState;
 
 pub const VERSION: u32 = 1;
@@ -108,9 +108,6 @@ impl NodeKind for SplitTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         self.n_stimuli as u64 * 32

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::nsd::{self, SubjectDir, VoxelTable};
 use crate::vocab::Selector;
 
@@ -77,9 +77,6 @@ impl NodeKind for SubjectTask {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
-    }
     fn mem_bytes(&self) -> u64 {
         // Every repeat of every image as f32, the averages, the table.
         let (n, v, r) = self.sizes;
@@ -125,6 +122,8 @@ pub fn read_voxels(entry: &crate::cache::Entry) -> Result<VoxelTable> {
 /// vertex sits in fsaverage space (`fsaverage.json`) for maps.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlgonautsTask {
+    /// In the key, so that the two layouts' subject nodes never share one.
+    pub format: &'static str,
     #[serde(skip)]
     pub dir: PathBuf,
     pub hemis: Vec<String>,
@@ -146,11 +145,6 @@ impl NodeKind for AlgonautsTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        let mut v = key_params(self);
-        v["format"] = "algonauts2023".into();
-        v
     }
     fn mem_bytes(&self) -> u64 {
         // Each hemisphere's array and the joined matrix.

@@ -14,7 +14,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::record::{self, floats, strings};
 
 pub const VERSION: u32 = 2;
@@ -58,9 +58,6 @@ impl NodeKind for TableTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     fn mem_bytes(&self) -> u64 {
         64 << 20

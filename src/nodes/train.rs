@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::alexnet::AlexNetConfig;
-use crate::node::{Ctx, NodeKind, key_params};
+use crate::node::{Ctx, NodeKind};
 use crate::train::spec::TrainSpec;
 use crate::train::{EvalRow, plots};
 
@@ -50,9 +50,6 @@ impl NodeKind for TrainTask {
     }
     fn version(&self) -> u32 {
         VERSION
-    }
-    fn params(&self) -> serde_json::Value {
-        key_params(self)
     }
     /// Peak memory, roughly: weights, gradients and two optimizer buffers,
     /// plus a batch's images and activations kept for the backward pass.

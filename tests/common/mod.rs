@@ -56,3 +56,17 @@ pub fn synth_subject(images: [usize; 3]) -> (tempfile::TempDir, PathBuf) {
     );
     (tmp, dir)
 }
+
+/// The kinds of the nodes a run computed (not reused), from its run log.
+pub fn ran_kinds(log: &Path) -> Vec<String> {
+    let mut kinds: Vec<String> = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "node" && v["outcome"] != "reused")
+        .map(|v| v["kind"].as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
