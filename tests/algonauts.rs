@@ -306,3 +306,35 @@ fn r2_over_nc_on_a_subject_without_noise_ceiling_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn refitting_on_train_and_val_changes_only_the_submission() {
+    let env = Env::new();
+    env.exec();
+    let sub = env.path("results/algonauts_2023_challenge_submission/subj01/lh_pred_test.npy");
+    let before = fs::read(&sub).unwrap();
+    let text = EXPERIMENT.replace("refit = \"train\"", "refit = \"train+val\"");
+    fs::write(env.path("algo.toml"), text).unwrap();
+    let (s, _) = env.exec();
+    let log = fs::read_to_string(s["run_log"].as_str().unwrap()).unwrap();
+    let ran: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == "node" && v["outcome"] != "reused")
+        .collect();
+    let ids: Vec<&str> = ran.iter().map(|v| v["node"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "linear_fit/subj01/alexnet/features.2/refit-all",
+            "submission/encoding"
+        ],
+        "the scored fit, the PCA and the table are reused"
+    );
+    let after = fs::read(&sub).unwrap();
+    assert_eq!(after.len(), before.len());
+    assert_ne!(
+        after, before,
+        "180 + 20 stimuli give other predictions than 180"
+    );
+}

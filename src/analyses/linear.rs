@@ -32,8 +32,10 @@ use crate::vocab::{Aggregate, Metric};
 
 pub const VERSION: u32 = 1;
 
-/// The challenge refuses bigger submissions (the devkit casts to float32 for this).
-pub const MAX_SUBMISSION_BYTES: u64 = 300 * 1000 * 1000;
+/// The challenge refuses uploads above 300 MB (the devkit casts to float32
+/// for this). The rule is on the uploaded zip; read as MiB so that a zip
+/// CodaLab takes is never refused here.
+pub const MAX_SUBMISSION_BYTES: u64 = 300 * 1024 * 1024;
 
 /// The folder the challenge's zip is built from, and the zip's name.
 pub const SUBMISSION: &str = "algonauts_2023_challenge_submission";
@@ -340,6 +342,12 @@ impl Linear {
     }
 }
 
+/// The challenge's size rule, on the zip's bytes.
+fn too_big(zip_bytes: u64) -> Option<String> {
+    (zip_bytes > MAX_SUBMISSION_BYTES)
+        .then(|| format!("the submission zip is {zip_bytes} bytes, above the challenge's 300 MB"))
+}
+
 fn is_challenge_folder(name: &str) -> bool {
     name.len() == 6 && name.starts_with("subj") && name[4..].chars().all(|c| c.is_ascii_digit())
 }
@@ -605,7 +613,6 @@ impl NodeKind for SubmissionTask {
     fn run(&self, ctx: &Ctx) -> Result<()> {
         use std::io::Write;
         let mut files: Vec<(String, String)> = Vec::new();
-        let mut total = 0u64;
         for (i, folder) in self.folders.iter().enumerate() {
             let subject = ctx.input(&format!("subject:{i:03}"))?;
             let voxels = crate::nodes::subject::read_voxels(subject)?;
@@ -624,14 +631,6 @@ impl NodeKind for SubmissionTask {
                 let mut out = Vec::with_capacity(n * cols.len());
                 for r in 0..n {
                     out.extend(cols.iter().map(|&j| pred.data[r * v + j]));
-                }
-                total += (out.len() * 4) as u64;
-                if total > MAX_SUBMISSION_BYTES {
-                    return Err(ctx
-                        .fail(format!(
-                            "the submission would exceed the challenge's 300 MB ({total} bytes so far)"
-                        ))
-                        .with_help("the challenge takes float32 predictions of every challenge vertex of the test images; check the subjects and hemispheres"));
                 }
                 let name = format!("{folder}.{hemi}_pred_test.npy");
                 ctx.out.write_npy(&name, &[n, cols.len()], &out)?;
@@ -657,6 +656,32 @@ impl NodeKind for SubmissionTask {
             zip.write_all(&bytes).at(&path)?;
         }
         zip.finish().map_err(zerr)?;
-        Ok(())
+        let size = std::fs::metadata(&path).at(&path)?.len();
+        match too_big(size) {
+            None => Ok(()),
+            Some(why) => Err(ctx.fail(why).with_help(
+                "the challenge takes float32 predictions of every challenge vertex of the test images; check the subjects and hemispheres",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_rule_is_the_challenges() {
+        // All 8 subjects' test images × subj02's challenge vertices in float32
+        // are 318 MB before compression; float64 is twice that, which is why
+        // the devkit casts ("a float64 data type would exceed this limit").
+        let tests = [159u64, 159, 293, 395, 159, 293, 159, 395];
+        let vertices = 19004u64 + 20544;
+        let f32_bytes: u64 = tests.iter().map(|n| n * vertices * 4).sum();
+        assert_eq!(f32_bytes, 318_282_304);
+        assert!(too_big(f32_bytes * 9 / 10).is_none());
+        let err = too_big(2 * f32_bytes).unwrap();
+        assert!(err.contains("above the challenge's 300 MB"), "{err}");
+        assert!(is_challenge_folder("subj01") && !is_challenge_folder("s1"));
     }
 }
