@@ -96,9 +96,10 @@ class Stages(dict):
     @contextlib.contextmanager
     def __call__(self, name):
         reset_peak()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield
-        self[name] = {"s": time.perf_counter() - t0, "peak_mib": peak_mib()}
+        self[name] = {"s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                      "peak_mib": peak_mib()}
 
 
 # --------------------------------------------------------------------- data
@@ -258,31 +259,35 @@ def print_environment(a):
 
 def table(sk: dict, rs: dict):
     rows = []
-    total = {"sk": 0.0, "rs": 0.0}
+    total = {"sk": [0.0, 0.0], "rs": [0.0, 0.0]}
     for name in STAGES + ["lh_load", "rh_load", "lh_pearson_vec", "rh_pearson_vec"]:
         s = sk["stages"].get(name) if sk else None
         r = rs["stages"].get(name)
         if name in STAGES:
-            total["sk"] += s["s"] if s else 0
-            total["rs"] += r["s"]
+            for key, st in (("sk", s), ("rs", r)):
+                if st:
+                    total[key][0] += st["s"]
+                    total[key][1] += st["cpu_s"]
         rows.append((name, s, r))
-    hdr = "| stage | sklearn s | runner s | ratio | sklearn peak MiB | runner peak MiB |"
+    hdr = ("| stage | sklearn s | runner s | ratio | sklearn peak MiB | runner peak MiB "
+           "| sklearn CPU s | runner CPU s |")
     print(hdr)
     print("|" + "|".join("-" * (len(c) + 2) for c in hdr.strip("|").split("|")) + "|")
 
     def fmt(name, s, r):
         ratio = f"{s['s'] / r['s']:.1f}×" if s and r and r["s"] > 0 else "–"
-        ss = f"{s['s']:.2f}" if s else "–"
-        rr = f"{r['s']:.2f}" if r else "–"
-        sm = f"{s['peak_mib']:.0f}" if s else "–"
-        rm = f"{r['peak_mib']:.0f}" if r else "–"
-        print(f"| {name} | {ss} | {rr} | {ratio} | {sm} | {rm} |")
+        cols = [f"{x[key]:{f}}" if x else "–"
+                for key, f in (("s", ".2f"), ("peak_mib", ".0f"), ("cpu_s", ".1f"))
+                for x in (s, r)]
+        print(f"| {name} | {cols[0]} | {cols[1]} | {ratio} | {cols[2]} | {cols[3]} "
+              f"| {cols[4]} | {cols[5]} |")
 
     for name, s, r in rows:
         if name == "lh_load":
             fmt("**total (PCA + fit + scoring)**",
-                {"s": total["sk"], "peak_mib": sk["peak_mib"]} if sk else None,
-                {"s": total["rs"], "peak_mib": rs["peak_mib"]})
+                {"s": total["sk"][0], "cpu_s": total["sk"][1], "peak_mib": sk["peak_mib"]}
+                if sk else None,
+                {"s": total["rs"][0], "cpu_s": total["rs"][1], "peak_mib": rs["peak_mib"]})
         if name.endswith("_vec"):
             fmt(f"({name}: vectorised pearsonr, info)", s, None)
         else:

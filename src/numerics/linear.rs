@@ -251,7 +251,10 @@ mod tests {
         crate::npy::read_f64(&p).unwrap().data
     }
 
-    fn fx32(name: &str) -> (Vec<f32>, usize, usize) {
+    /// Row-major data, rows, columns.
+    type Matrix = (Vec<f32>, usize, usize);
+
+    fn fx32(name: &str) -> Matrix {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/algonauts_numerics")
             .join(format!("{name}.npy"));
@@ -273,7 +276,7 @@ mod tests {
 
     /// The fixture's regressors: scikit-learn's IPCA scores rounded to f32,
     /// as runner's transform returns them (read_f32 rounds like astype).
-    fn regressors() -> ((Vec<f32>, usize, usize), (Vec<f32>, usize, usize)) {
+    fn regressors() -> (Matrix, Matrix) {
         (fx32("ipca_transform_train"), fx32("ipca_transform_val"))
     }
 
@@ -378,6 +381,16 @@ mod tests {
         // exact up to f64 rounding.
         assert!(rel(&fit.coef, &b) < 1e-12, "{:?}", fit.coef);
         assert!(rel(&fit.intercept, &c) < 1e-12, "{:?}", fit.intercept);
+        // No targets, or features that are all constant (rank 0: the
+        // intercept is the mean, as lstsq's zero solution gives).
+        assert!(LinearFit::fit(&x, n, k, &[], 0).predict(&x, n).is_empty());
+        let flat = LinearFit::fit(&vec![2.5; n * k], n, k, &y, v);
+        assert_eq!(flat.rank, 0);
+        assert!(flat.coef.iter().all(|&c| c == 0.0));
+        let mean: Vec<f64> = (0..v)
+            .map(|t| (0..n).map(|i| y[i * v + t] as f64).sum::<f64>() / n as f64)
+            .collect();
+        assert!(rel(&flat.intercept, &mean) < 1e-14);
     }
 
     #[test]

@@ -34,10 +34,6 @@ const FEATURE_CHUNK: usize = 512;
 /// to SLAB × 256 values.
 const TRANSFORM_BLOCK: usize = 256;
 
-fn par() -> Par {
-    Par::rayon(0)
-}
-
 /// Rows of the long dimension per task in [`matmul_tn`] and [`matmul_tall`]:
 /// a 4096 × 201 f64 slab (6.6 MB) is one task's worth of a sequential kernel.
 const SLAB: usize = 4096;
@@ -45,6 +41,10 @@ const SLAB: usize = 4096;
 /// Partial products [`matmul_tn`] may hold at once (f64 values): beyond this
 /// the output is large enough for faer's own parallelism.
 const MAX_PARTIALS: usize = 1 << 23;
+
+fn par() -> Par {
+    Par::rayon(0)
+}
 
 /// `dst = lhsᵀ · rhs` for tall `lhs` (p × a) and `rhs` (p × b), p ≫ a, b;
 /// with `lower`, only the lower triangle (of a symmetric result: half the
@@ -592,9 +592,7 @@ fn top_svd(at: MatRef<'_, f64>, k: usize, v: &mut Vec<f64>) -> Result<Vec<f64>, 
         }
     }
     if p > 0 {
-        for comp in v.chunks_exact_mut(p) {
-            flip_sign(comp);
-        }
+        v.par_chunks_exact_mut(p).for_each(flip_sign);
     }
     Ok(sigma)
 }
