@@ -176,7 +176,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
                 println!("results: {}", s.results_dir.display());
                 for f in &s.results {
-                    println!("  {}", f.file_name().unwrap_or_default().to_string_lossy());
+                    let shown = f.strip_prefix(&s.results_dir).unwrap_or(f);
+                    println!("  {}", shown.display());
                 }
                 println!("run log: {}", s.run_log.display());
             }

@@ -560,3 +560,23 @@ fn nan_in_brain_data_is_an_error_naming_the_file() {
     );
     assert!(!env.path("results").exists());
 }
+
+#[test]
+fn an_roi_that_selects_nothing_is_refused_by_ridge_at_plan_time() {
+    let env = Env::new();
+    let text = experiment(GRID).replace("labels = [\"V4\"]", "labels = [\"V44\"]");
+    fs::write(env.path("exp.toml"), text).unwrap();
+    let out = env.run(&["plan", "exp.toml"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "analyses.ridge: ROI `V4` of subject `s1` selects no voxel: no label in `prf-visualrois` contains any of [\"V44\"] with ncsnr > 0.2"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("labels present:") && err.contains("hV4"),
+        "{err}"
+    );
+}

@@ -116,16 +116,6 @@ impl NodeKind for PlotTask {
                     && hemi[i] == crate::record::BOTH
             })
             .collect();
-        let vals: Vec<f64> = (0..values.len())
-            .map(|i| {
-                if keep.binary_search(&i).is_ok() {
-                    values[i]
-                } else {
-                    f64::NAN
-                }
-            })
-            .collect();
-        let keep_set = keep;
 
         let grids: Vec<Grid> = self
             .panels
@@ -138,8 +128,7 @@ impl NodeKind for PlotTask {
                         self.rois
                             .iter()
                             .map(|r| {
-                                keep_set
-                                    .iter()
+                                keep.iter()
                                     .copied()
                                     .find(|&i| {
                                         subj[i] == p.subject
@@ -147,7 +136,7 @@ impl NodeKind for PlotTask {
                                             && &layer[i] == l
                                             && &roi[i] == r
                                     })
-                                    .map_or(f64::NAN, |i| vals[i])
+                                    .map_or(f64::NAN, |i| values[i])
                             })
                             .collect()
                     })

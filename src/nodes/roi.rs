@@ -109,12 +109,12 @@ pub fn why_empty(task: &RoiTask, table: &VoxelTable) -> (String, String) {
     present.sort();
     present.dedup();
     let rule = match sel.match_ {
-        crate::vocab::LabelMatch::Exact => "equal to",
-        crate::vocab::LabelMatch::Substring => "containing",
+        crate::vocab::LabelMatch::Exact => "equals",
+        crate::vocab::LabelMatch::Substring => "contains",
     };
     (
         format!(
-            "selects no voxel: none of `{}` is {rule} {:?}{}",
+            "selects no voxel: no label in `{}` {rule} any of {:?}{}",
             sel.column,
             sel.labels,
             task.min_ncsnr
