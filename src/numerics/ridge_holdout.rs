@@ -1,0 +1,290 @@
+//! Ridge with λ chosen per voxel on a holdout set, as Lab08's
+//! `solve_ridge_fast` computes it (seed 003): weights (XᵀX + λI)⁻¹XᵀY with
+//! every column penalised (the intercept is a column of X), the summed
+//! squared error on the holdout stimuli for every λ and voxel, and per voxel
+//! the first λ of least error. No refit.
+//!
+//! The seed inverts XᵀX + λI once per λ. One eigendecomposition
+//! XᵀX = V diag(s) Vᵀ serves every λ instead: (XᵀX + λI)⁻¹ = V diag(1/(s+λ)) Vᵀ,
+//! so with A = VᵀXᵀY and B = X_out V the holdout predictions are
+//! B diag(1/(s+λ)) A, and their squared error per voxel is
+//! ‖y‖² − 2 Σₖ dₖ cₖ aₖ + (DA)ᵀ G (DA) with c = Bᵀy_out and G = BᵀB, a few
+//! q × q × v products per λ and never an n_out × v prediction per λ. A
+//! negative λ (the seed's grid starts at −0.0099) is fine while s + λ > 0.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par, Side};
+use rayon::prelude::*;
+
+/// The fitted model: λ index per voxel, the holdout error of every λ, and
+/// predictions from the chosen weights.
+pub struct HoldoutFit {
+    /// Index into the grid of each voxel's λ (the first least error).
+    pub best: Vec<usize>,
+    /// Summed squared holdout error, n_λ × v, row-major.
+    pub loss: Vec<f64>,
+    /// Weights of the chosen λ, q × v row-major (q = columns of X, intercept included).
+    pub weights: Mat<f64>,
+}
+
+fn par() -> Par {
+    Par::rayon(0)
+}
+
+/// `x_*` are row-major n × q (the intercept column already appended), `y_*`
+/// row-major n × v.
+pub fn fit(
+    x_trn: MatRef<'_, f64>,
+    y_trn: MatRef<'_, f64>,
+    x_out: MatRef<'_, f64>,
+    y_out: MatRef<'_, f64>,
+    lambdas: &[f64],
+) -> Result<HoldoutFit, String> {
+    let q = x_trn.ncols();
+    let v = y_trn.ncols();
+    let mut gram = Mat::<f64>::zeros(q, q);
+    matmul(
+        gram.as_mut(),
+        Accum::Replace,
+        x_trn.transpose(),
+        x_trn,
+        1.0,
+        par(),
+    );
+    let evd = gram
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| format!("eigendecomposition of XᵀX failed: {e:?}"))?;
+    let vecs = evd.U().to_owned();
+    let s: Vec<f64> = (0..q).map(|i| evd.S()[i]).collect();
+    if let Some(&lam) = lambdas.iter().find(|&&l| s.iter().any(|&e| e + l <= 0.0)) {
+        return Err(format!(
+            "λ = {lam:e} makes XᵀX + λI singular or indefinite (smallest eigenvalue {:e})",
+            s.iter().copied().fold(f64::INFINITY, f64::min)
+        ));
+    }
+    // A = Vᵀ Xᵀ Y (q × v), B = X_out V (n_out × q), c = Bᵀ y_out, G = BᵀB.
+    let mut xty = Mat::<f64>::zeros(q, v);
+    matmul(
+        xty.as_mut(),
+        Accum::Replace,
+        x_trn.transpose(),
+        y_trn,
+        1.0,
+        par(),
+    );
+    let mut a = Mat::<f64>::zeros(q, v);
+    matmul(
+        a.as_mut(),
+        Accum::Replace,
+        vecs.transpose(),
+        xty.as_ref(),
+        1.0,
+        par(),
+    );
+    let mut b = Mat::<f64>::zeros(x_out.nrows(), q);
+    matmul(b.as_mut(), Accum::Replace, x_out, vecs.as_ref(), 1.0, par());
+    let mut c = Mat::<f64>::zeros(q, v);
+    matmul(c.as_mut(), Accum::Replace, b.transpose(), y_out, 1.0, par());
+    let mut g = Mat::<f64>::zeros(q, q);
+    matmul(
+        g.as_mut(),
+        Accum::Replace,
+        b.transpose(),
+        b.as_ref(),
+        1.0,
+        par(),
+    );
+    let yy: Vec<f64> = (0..v)
+        .map(|j| {
+            (0..y_out.nrows())
+                .map(|i| y_out[(i, j)] * y_out[(i, j)])
+                .sum()
+        })
+        .collect();
+
+    let n_l = lambdas.len();
+    let per_lambda: Vec<Vec<f64>> = lambdas
+        .par_iter()
+        .map(|&lam| {
+            let mut z = a.clone();
+            for k in 0..q {
+                let d = 1.0 / (s[k] + lam);
+                for j in 0..v {
+                    z[(k, j)] *= d;
+                }
+            }
+            let mut gz = Mat::<f64>::zeros(q, v);
+            matmul(
+                gz.as_mut(),
+                Accum::Replace,
+                g.as_ref(),
+                z.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+            (0..v)
+                .map(|j| {
+                    let (mut cross, mut quad) = (0.0, 0.0);
+                    for k in 0..q {
+                        cross += c[(k, j)] * z[(k, j)];
+                        quad += z[(k, j)] * gz[(k, j)];
+                    }
+                    yy[j] - 2.0 * cross + quad
+                })
+                .collect()
+        })
+        .collect();
+    let mut loss = vec![0.0; n_l * v];
+    for (l, row) in per_lambda.iter().enumerate() {
+        loss[l * v..(l + 1) * v].copy_from_slice(row);
+    }
+    // The first least error, as np.argmin; a NaN error is never chosen.
+    let best: Vec<usize> = (0..v)
+        .map(|j| {
+            (0..n_l).fold(0, |bi, l| {
+                let (x, y) = (loss[l * v + j], loss[bi * v + j]);
+                if x < y || y.is_nan() { l } else { bi }
+            })
+        })
+        .collect();
+    // W[:, j] = V diag(1/(s+λ_j)) A[:, j].
+    let mut za = Mat::<f64>::zeros(q, v);
+    for j in 0..v {
+        let lam = lambdas[best[j]];
+        for k in 0..q {
+            za[(k, j)] = a[(k, j)] / (s[k] + lam);
+        }
+    }
+    let mut weights = Mat::<f64>::zeros(q, v);
+    matmul(
+        weights.as_mut(),
+        Accum::Replace,
+        vecs.as_ref(),
+        za.as_ref(),
+        1.0,
+        par(),
+    );
+    Ok(HoldoutFit {
+        best,
+        loss,
+        weights,
+    })
+}
+
+impl HoldoutFit {
+    /// Predictions X W (n × v).
+    pub fn predict(&self, x: MatRef<'_, f64>) -> Mat<f64> {
+        let mut out = Mat::<f64>::zeros(x.nrows(), self.weights.ncols());
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            x,
+            self.weights.as_ref(),
+            1.0,
+            par(),
+        );
+        out
+    }
+}
+
+/// Lab08's grid: `np.logspace(np.log(1e-4), np.log(1e10 + 0.01), 20,
+/// dtype=np.float32, base=np.e) - 0.01`, computed as numpy does (in float64,
+/// cast to float32, then the float32 subtraction).
+pub fn lab08_lambdas() -> Vec<f64> {
+    let (lo, hi) = ((1e-4f64).ln(), (1e10f64 + 0.01).ln());
+    (0..20)
+        .map(|i| {
+            let e = lo + (hi - lo) * i as f64 / 19.0;
+            let x = e.exp() as f32;
+            (x - 0.01f32) as f64
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numerics::ridge::from_row_major;
+
+    fn load(name: &str) -> crate::npy::Array<f64> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/ridge_holdout")
+            .join(format!("{name}.npy"));
+        crate::npy::read_f64(&p).unwrap()
+    }
+
+    fn mat(name: &str) -> Mat<f64> {
+        let a = load(name);
+        let (r, c) = a.rows_cols();
+        from_row_major(&a.data, r, c)
+    }
+
+    #[test]
+    fn the_seeds_grid_negative_values_included() {
+        let want = load("lambdas").data;
+        let got = lab08_lambdas();
+        assert_eq!(got.len(), 20);
+        for (g, w) in got.iter().zip(&want) {
+            // numpy's float32 logspace: the same float32 value, bit for bit.
+            assert_eq!(*g as f32, *w as f32, "{got:?} vs {want:?}");
+        }
+        assert!(got[..3].iter().all(|l| *l < 0.0) && got[3] > 0.0);
+    }
+
+    #[test]
+    fn matches_the_seeds_explicit_inverse_solver() {
+        let lambdas = load("lambdas").data;
+        let fit = fit(
+            mat("x_trn").as_ref(),
+            mat("y_trn").as_ref(),
+            mat("x_out").as_ref(),
+            mat("y_out").as_ref(),
+            &lambdas,
+        )
+        .unwrap();
+        let best: Vec<usize> = load("best").data.iter().map(|&b| b as usize).collect();
+        // The same λ for every voxel (the fixture's picks include the
+        // negative λ₀ and interior ones).
+        assert_eq!(fit.best, best);
+        assert!(best.contains(&0) && best.iter().any(|&b| b > 5));
+        // Holdout errors, weights and validation R² within 1e-8 relative:
+        // the seed inverts per λ, runner decomposes once; both in f64 on a
+        // well-conditioned problem (cond(XᵀX) ≈ 10).
+        let rel = |g: f64, w: f64| (g - w).abs() / w.abs().max(1e-12);
+        let loss = load("loss").data;
+        for (g, w) in fit.loss.iter().zip(&loss) {
+            assert!(rel(*g, *w) < 1e-8, "loss {g} vs {w}");
+        }
+        let w = mat("weights");
+        for i in 0..w.nrows() {
+            for j in 0..w.ncols() {
+                assert!(
+                    (fit.weights[(i, j)] - w[(i, j)]).abs() < 1e-8 * w[(i, j)].abs().max(1.0),
+                    "weight ({i},{j})"
+                );
+            }
+        }
+        let yv = mat("y_val");
+        let pred = fit.predict(mat("x_val").as_ref());
+        let r2 = load("r2").data;
+        for j in 0..yv.ncols() {
+            let t: Vec<f64> = (0..yv.nrows()).map(|i| yv[(i, j)]).collect();
+            let p: Vec<f64> = (0..yv.nrows()).map(|i| pred[(i, j)]).collect();
+            let got = crate::numerics::metrics::r2(&t, &p);
+            assert!(rel(got, r2[j]) < 1e-8, "voxel {j}: R² {got} vs {}", r2[j]);
+        }
+    }
+
+    #[test]
+    fn a_lambda_that_makes_the_system_indefinite_is_an_error() {
+        let x = Mat::<f64>::from_fn(6, 2, |i, j| (i + j) as f64 * 0.1);
+        let y = Mat::<f64>::from_fn(6, 1, |i, _| i as f64);
+        let err = fit(x.as_ref(), y.as_ref(), x.as_ref(), y.as_ref(), &[-100.0])
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with("λ = -1e2 makes XᵀX + λI singular or indefinite"),
+            "{err}"
+        );
+    }
+}
