@@ -19,6 +19,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod hdf5;
 pub mod key;
 pub mod model;
 pub mod node;
