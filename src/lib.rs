@@ -21,6 +21,7 @@ pub mod error;
 pub mod exec;
 pub mod hdf5;
 pub mod key;
+pub mod mat;
 pub mod model;
 pub mod node;
 pub mod nodes;
