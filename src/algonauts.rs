@@ -393,12 +393,18 @@ impl AlgonautsSubject {
             hemi.n_vertices,
             hemi.name
         );
-        let mut m = vec![0f32; hemi.fsaverage_len];
-        for (&f, &v) in hemi.fsaverage_index.iter().zip(values) {
-            m[f] = v;
-        }
-        m
+        fsaverage_map(hemi.fsaverage_len, &hemi.fsaverage_index, values)
     }
+}
+
+/// `values[j]` of challenge vertex j placed at fsaverage vertex `index[j]` of
+/// a mesh of `len` vertices, zero elsewhere (the devkit's fill).
+pub fn fsaverage_map(len: usize, index: &[usize], values: &[f32]) -> Vec<f32> {
+    let mut m = vec![0f32; len];
+    for (&f, &v) in index.iter().zip(values) {
+        m[f] = v;
+    }
+    m
 }
 
 /// The `.png` files of an image folder sorted by name, as the devkit's

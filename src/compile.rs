@@ -150,7 +150,7 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                 }
             };
             for (li, layer) in f.layers.iter().enumerate() {
-                let handle = match (&f.kind, extract) {
+                let (features, upstream, hash, width) = match (&f.kind, extract) {
                     (FeatureKind::Extract { model, .. }, Some(ex)) => {
                         let spec = exp
                             .models
@@ -158,37 +158,41 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                             .find(|m| &m.name == model)
                             .expect("validated");
                         let module = crate::model::alexnet::resolve_tap(layer).expect("validated");
-                        Handle {
-                            subject: sname.clone(),
-                            source: f.name.clone(),
-                            layer: layer.clone(),
-                            layer_index: li,
-                            features: FeatureRef {
-                                upstream_file: Some(format!("{layer}.npy")),
+                        let file = Some(format!("{layer}.npy"));
+                        let width = spec.config.tap_width(module) as u64;
+                        (
+                            FeatureRef {
+                                upstream_file: file,
                                 path: PathBuf::new(),
                             },
-                            upstream: Some(ex),
-                            hash: None,
-                            width: spec.config.tap_width(module) as u64,
-                        }
+                            Some(ex),
+                            None,
+                            width,
+                        )
                     }
                     _ => {
                         let file = f.layer_file(&exp.base_dir, sname, layer);
                         let (width, hash) = npy_layer(exp, f, &file, layer, subject)?;
-                        Handle {
-                            subject: sname.clone(),
-                            source: f.name.clone(),
-                            layer: layer.clone(),
-                            layer_index: li,
-                            features: FeatureRef {
+                        (
+                            FeatureRef {
                                 upstream_file: None,
                                 path: file,
                             },
-                            upstream: None,
-                            hash: Some(hash),
+                            None,
+                            Some(hash),
                             width,
-                        }
+                        )
                     }
+                };
+                let handle = Handle {
+                    subject: sname.clone(),
+                    source: f.name.clone(),
+                    layer: layer.clone(),
+                    layer_index: li,
+                    features,
+                    upstream,
+                    hash,
+                    width,
                 };
                 handles.push(handle);
             }

@@ -223,6 +223,17 @@ impl VoxelTable {
         self.hemi.len()
     }
 
+    /// The hemispheres present, in table order (lh before rh).
+    pub fn hemis(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for h in &self.hemi {
+            if !out.contains(h) {
+                out.push(h.clone());
+            }
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hemi.is_empty()
     }

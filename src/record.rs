@@ -41,22 +41,37 @@ pub struct Record {
 }
 
 impl Record {
-    /// One ROI's voxels: their per-voxel `values` (by metric) go into the
-    /// voxel table under `roi`, and each metric's aggregate into the summary,
-    /// over both hemispheres and, with `by_hemisphere`, over each.
-    ///
-    /// `hemi[i]` and `voxel[i]` name voxel i of `values`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_roi(
+    /// Per-voxel `values` (by metric) into the voxel table under `roi`;
+    /// `hemi[i]` and `voxel[i]` name voxel i of every value list.
+    pub fn add_voxels(
+        &mut self,
+        roi: &str,
+        hemi: &[&str],
+        voxel: &[i64],
+        values: &[(&str, &[f64])],
+    ) {
+        for (name, vals) in values {
+            for i in 0..hemi.len() {
+                self.v_roi.push(roi.to_string());
+                self.v_hemisphere.push(hemi[i].to_string());
+                self.v_voxel.push(voxel[i]);
+                self.v_metric.push(name.to_string());
+                self.v_value.push(vals[i]);
+            }
+        }
+    }
+
+    /// Each metric's aggregate over one ROI's voxels into the summary: over
+    /// both hemispheres and, with `by_hemisphere`, over each of `hemis` (the
+    /// subject's, so that a hemisphere without the ROI gets its NaN row).
+    pub fn summarize(
         &mut self,
         roi: &str,
         hemis: &[String],
         hemi: &[&str],
-        voxel: &[i64],
         values: &[(&str, &[f64])],
         aggregate: Aggregate,
         by_hemisphere: bool,
-        per_voxel: bool,
     ) {
         let mut groups: Vec<(&str, Vec<usize>)> = vec![(BOTH, (0..hemi.len()).collect())];
         if by_hemisphere {
@@ -86,21 +101,9 @@ impl Record {
                 self.push_summary(roi, g, name, aggregate.name(), v, idx.len());
             }
         }
-        if per_voxel {
-            for (name, vals) in values {
-                for i in 0..hemi.len() {
-                    self.v_roi.push(roi.to_string());
-                    self.v_hemisphere.push(hemi[i].to_string());
-                    self.v_voxel.push(voxel[i]);
-                    self.v_metric.push(name.to_string());
-                    self.v_value.push(vals[i]);
-                }
-            }
-        }
     }
 
-    /// A summary value that is not an aggregate of per-voxel values (a shared α).
-    pub fn push_summary(
+    fn push_summary(
         &mut self,
         roi: &str,
         hemisphere: &str,
@@ -115,19 +118,6 @@ impl Record {
         self.aggregate.push(aggregate.to_string());
         self.value.push(value);
         self.n_voxels.push(n_voxels as u32);
-    }
-
-    /// Keeps the per-voxel rows only (they were added for every voxel at
-    /// once; ROI summaries follow).
-    pub fn without_summary(mut self) -> Record {
-        self.roi.clear();
-        self.hemisphere.clear();
-        self.metric.clear();
-        self.aggregate.clear();
-        self.value.clear();
-        self.n_voxels.clear();
-        self.empty.clear();
-        self
     }
 
     pub fn write(self, ctx: &Ctx) -> Result<()> {

@@ -714,21 +714,26 @@ fn draw_voxel(fam: Family, rng: &mut Pcg64, z: &Drives) -> Voxel {
     Voxel { labels, signal }
 }
 
-/// One hemisphere's voxels in a shuffled order (NSD's voxel order is spatial,
-/// so ROIs interleave in the columns).
-fn draw_hemisphere(rng: &mut Pcg64, n_vox: usize, z: &Drives) -> Vec<Voxel> {
-    let mut families = Vec::with_capacity(n_vox);
+/// `n` voxels' families in the NSD subject's proportions (`QUOTAS`), shuffled.
+fn shuffled_families(rng: &mut Pcg64, n: usize) -> Vec<Family> {
+    let mut families = Vec::with_capacity(n);
     let mut cum = 0.0;
     for &(fam, share) in &QUOTAS {
         cum += share;
-        let end = ((cum * n_vox as f64).round() as usize).min(n_vox);
+        let end = ((cum * n as f64).round() as usize).min(n);
         families.resize(end.max(families.len()), fam);
     }
-    families.resize(n_vox, Family::Other);
+    families.resize(n, Family::Other);
     for i in (1..families.len()).rev() {
         families.swap(i, rng.random_range(0..=i));
     }
     families
+}
+
+/// One hemisphere's voxels in a shuffled order (NSD's voxel order is spatial,
+/// so ROIs interleave in the columns).
+fn draw_hemisphere(rng: &mut Pcg64, n_vox: usize, z: &Drives) -> Vec<Voxel> {
+    shuffled_families(rng, n_vox)
         .into_iter()
         .map(|f| draw_voxel(f, rng, z))
         .collect()

@@ -143,10 +143,6 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
 }
 
 impl Analysis for Linear {
-    fn kind(&self) -> &'static str {
-        "linear"
-    }
-
     fn metrics(&self) -> Vec<String> {
         self.metrics.iter().map(|m| m.name().to_string()).collect()
     }
@@ -490,45 +486,27 @@ impl NodeKind for LinearScoreTask {
             ctx.out.write_npy(&format!("{}.npy", m.name()), &[v], &f)?;
         }
         let hemi_all: Vec<&str> = voxels.hemi.iter().map(|s| s.as_str()).collect();
-        let mut hemis: Vec<String> = Vec::new();
-        for h in &hemi_all {
-            if !hemis.iter().any(|x| x == h) {
-                hemis.push(h.to_string());
-            }
-        }
+        let hemis = voxels.hemis();
         let voxel_all: Vec<i64> = voxels.index.iter().map(|&i| i as i64).collect();
         let mut rec = Record::default();
         // Per-voxel values once, for all voxels; ROI rows summarise slices.
         let all: Vec<(&str, &[f64])> = scores.iter().map(|(m, v)| (m.name(), &v[..])).collect();
-        rec.add_roi(
-            "",
-            &hemis,
-            &hemi_all,
-            &voxel_all,
-            &all,
-            self.aggregate,
-            false,
-            true,
-        );
-        let mut rec = rec.without_summary();
+        rec.add_voxels("", &hemi_all, &voxel_all, &all);
         for roi in &self.rois {
             let idx = as_indices(&ctx.input(&format!("roi:{roi}"))?.read_f64("indices.npy")?);
             let hemi: Vec<&str> = idx.iter().map(|&j| hemi_all[j]).collect();
-            let voxel: Vec<i64> = idx.iter().map(|&j| voxel_all[j]).collect();
             let picked: Vec<(&str, Vec<f64>)> = scores
                 .iter()
                 .map(|(m, vals)| (m.name(), idx.iter().map(|&j| vals[j]).collect()))
                 .collect();
             let values: Vec<(&str, &[f64])> = picked.iter().map(|(m, v)| (*m, &v[..])).collect();
-            rec.add_roi(
+            rec.summarize(
                 roi,
                 &hemis,
                 &hemi,
-                &voxel,
                 &values,
                 self.aggregate,
                 self.by_hemisphere,
-                false,
             );
         }
         rec.write(ctx)
@@ -566,12 +544,15 @@ impl NodeKind for SurfaceMapTask {
         for m in &self.metrics {
             let vals = score.read_f64(&format!("{}.npy", m.name()))?.data;
             for (hemi, len, index) in &fs.hemis {
-                let mut map = vec![0f32; *len];
+                // This hemisphere's values by challenge vertex; NaN (a constant
+                // prediction) shows as off-mesh, like the devkit's zero fill.
+                let mut challenge = vec![0f32; index.len()];
                 for (j, _) in voxels.hemi.iter().enumerate().filter(|(_, h)| *h == hemi) {
-                    let c = voxels.index[j] as usize;
                     let value = vals[j];
-                    map[index[c]] = if value.is_finite() { value as f32 } else { 0.0 };
+                    challenge[voxels.index[j] as usize] =
+                        if value.is_finite() { value as f32 } else { 0.0 };
                 }
+                let map = crate::algonauts::fsaverage_map(*len, index, &challenge);
                 ctx.out.write_npy(
                     &format!("{}.{hemi}.{}.fsaverage.npy", self.stem, m.name()),
                     &[*len],

@@ -26,7 +26,6 @@ use crate::vocab::{Aggregate, Metric};
 use expand::Expand;
 
 pub trait Analysis: std::fmt::Debug + Send + Sync {
-    fn kind(&self) -> &'static str;
     /// Metric names its records carry (plots may only ask for these).
     fn metrics(&self) -> Vec<String>;
     /// How its records aggregate voxels into an ROI value.

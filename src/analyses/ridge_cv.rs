@@ -115,10 +115,6 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
 }
 
 impl Analysis for RidgeCv {
-    fn kind(&self) -> &'static str {
-        "ridge_cv"
-    }
-
     fn metrics(&self) -> Vec<String> {
         self.metrics.iter().map(|m| m.name().to_string()).collect()
     }
@@ -393,7 +389,6 @@ impl NodeKind for ScoreTask {
         let fit = ctx.input("fit")?;
         let y_pred = fit.read_f64("y_pred.npy")?;
         let alphas = fit.read_f64("alpha.npy")?.data;
-        let fit_meta: FitOut = fit.read_json("fit.json")?;
         let (_, v_all) = y.rows_cols();
         let (n, v) = (split.score.len(), idx.len());
         if y_pred.shape != [n, v] {
@@ -426,36 +421,20 @@ impl NodeKind for ScoreTask {
         }
         let hemi: Vec<&str> = idx.iter().map(|&j| voxels.hemi[j].as_str()).collect();
         let voxel: Vec<i64> = idx.iter().map(|&j| voxels.index[j] as i64).collect();
-        let hemis = {
-            let mut h: Vec<String> = hemi.iter().map(|s| s.to_string()).collect();
-            h.dedup();
-            h.sort();
-            h.dedup();
-            h
-        };
         let mut rec = Record::default();
-        rec.add_roi(
+        rec.add_voxels(&self.roi, &hemi, &voxel, &values);
+        rec.summarize(
             &self.roi,
-            &hemis,
+            &voxels.hemis(),
             &hemi,
-            &voxel,
             &values,
             self.aggregate,
             self.by_hemisphere,
-            true,
         );
         // The chosen α: per voxel, and the ROI's (shared, or the median).
-        rec.add_roi(
-            &self.roi,
-            &hemis,
-            &hemi,
-            &voxel,
-            &[("alpha", &alphas)],
-            Aggregate::Median,
-            false,
-            true,
-        );
-        let _ = fit_meta;
+        let alpha = [("alpha", &alphas[..])];
+        rec.add_voxels(&self.roi, &hemi, &voxel, &alpha);
+        rec.summarize(&self.roi, &[], &hemi, &alpha, Aggregate::Median, false);
         rec.write(ctx)
     }
 

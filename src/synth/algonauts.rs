@@ -359,17 +359,7 @@ fn choose_sorted(rng: &mut Pcg64, n: usize, k: usize) -> Vec<usize> {
 /// One hemisphere's vertices in a shuffled order, families in the NSD
 /// subject's proportions.
 fn draw_vertices(rng: &mut Pcg64, n_vert: usize, z: &Drives, pixels: &[f64]) -> Vec<Vertex> {
-    let mut families = Vec::with_capacity(n_vert);
-    let mut cum = 0.0;
-    for &(fam, share) in &QUOTAS {
-        cum += share;
-        let end = ((cum * n_vert as f64).round() as usize).min(n_vert);
-        families.resize(end.max(families.len()), fam);
-    }
-    families.resize(n_vert, Family::Other);
-    for i in (1..families.len()).rev() {
-        families.swap(i, rng.random_range(0..=i));
-    }
+    let families = super::shuffled_families(rng, n_vert);
     // Alternating counts per family put every ROI in both hemispheres: early
     // pRFs alternate between the upper (ventral) and lower (dorsal) field and
     // mid vertices cycle through the three mid streams (their signal does not
