@@ -70,29 +70,35 @@ pub enum Command {
         dry_run: bool,
     },
     /// Write a synthetic subject (for examples and tests) in runner's NSD
-    /// layout or in the Algonauts 2023 challenge's.
+    /// layout, the Algonauts 2023 challenge's or Lab08's.
     Synth {
         out: PathBuf,
-        /// "runner-nsd-v1" or "algonauts2023".
+        /// "runner-nsd-v1", "algonauts2023" or "lab08".
         #[arg(long, default_value = "runner-nsd-v1")]
         layout: String,
+        /// Lab08 only: images without repeats (NaN rows in the betas).
+        #[arg(long, default_value_t = 0)]
+        nan_rows: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Subject id written into subject.json (default: the directory's name).
         #[arg(long)]
         subject: Option<String>,
-        /// Training images (default: 240 NSD, 200 Algonauts).
+        /// Training images (default: 240 NSD, 200 Algonauts; Lab08: the
+        /// images outside shared1000, 900).
         #[arg(long)]
         n_train: Option<usize>,
         /// NSD only.
         #[arg(long, default_value_t = 60)]
         n_val: usize,
-        /// Test images (default: 100 NSD, 20 Algonauts).
+        /// Test images (default: 100 NSD, 20 Algonauts; Lab08: the
+        /// shared1000 validation images, 100).
         #[arg(long)]
         n_test: Option<usize>,
         #[arg(long, default_value_t = 64)]
         image_size: usize,
-        /// Voxels (vertices) of the left hemisphere (default: 320 NSD, 120 Algonauts).
+        /// Voxels (vertices) of the left hemisphere (default: 320 NSD, 120
+        /// Algonauts; Lab08: every voxel of the volume, 200).
         #[arg(long)]
         voxels_lh: Option<usize>,
         #[arg(long)]
@@ -286,7 +292,32 @@ pub fn run(cli: Cli) -> Result<()> {
             image_size,
             voxels_lh,
             voxels_rh,
+            nan_rows,
         } => {
+            if layout == "lab08" {
+                let d = synth::lab08::Lab08SynthConfig::default();
+                let cfg = synth::lab08::Lab08SynthConfig {
+                    seed,
+                    n_images: n_train.map_or(d.n_images, |t| t + n_test.unwrap_or(d.n_shared)),
+                    n_shared: n_test.unwrap_or(d.n_shared),
+                    n_voxels: voxels_lh.unwrap_or(d.n_voxels),
+                    nan_rows,
+                    ..d
+                };
+                let report = synth::lab08::generate(&cfg, &out).map_err(|e| Error::io(&out, e))?;
+                println!(
+                    "wrote synthetic Lab08 subject to {}: {} images ({} shared1000, {} without repeats), {} voxels in a {:?} volume, {} layers × {} features",
+                    report.out_dir.display(),
+                    cfg.n_images,
+                    cfg.n_shared,
+                    cfg.nan_rows,
+                    cfg.n_voxels,
+                    cfg.shape,
+                    cfg.layers.len(),
+                    cfg.n_features
+                );
+                return Ok(());
+            }
             if layout == "algonauts2023" {
                 let d = synth::algonauts::AlgonautsSynthConfig::default();
                 let cfg = synth::algonauts::AlgonautsSynthConfig {
@@ -312,7 +343,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             if layout != "runner-nsd-v1" {
                 return Err(Error::usage(format!("unknown layout `{layout}`"))
-                    .with_help("--layout runner-nsd-v1 (default) or algonauts2023"));
+                    .with_help("--layout runner-nsd-v1 (default), algonauts2023 or lab08"));
             }
             let (n_train, n_test) = (n_train.unwrap_or(240), n_test.unwrap_or(100));
             let (voxels_lh, voxels_rh) = (voxels_lh.unwrap_or(320), voxels_rh.unwrap_or(280));

@@ -46,6 +46,8 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
     let mut subjects = Vec::new();
     let mut images: HashMap<String, Vec<PathBuf>> = HashMap::new();
     let mut check_images: HashMap<String, SubjectDir> = HashMap::new();
+    // Lab08 subjects: rows of the image table (and of every feature file).
+    let mut image_rows: HashMap<String, usize> = HashMap::new();
     for s in &exp.subjects {
         if !s.path.is_dir() {
             return Err(exp
@@ -66,6 +68,11 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                 (shared, table, imgs)
             }
             SubjectFormat::Algonauts2023 => algonauts_subject(&mut g, s)?,
+            SubjectFormat::Lab08 => {
+                let (shared, table, rows) = lab08_subject(&mut g, s)?;
+                image_rows.insert(s.name.clone(), rows);
+                (shared, table, Vec::new())
+            }
         };
         let mut shared = shared;
         for roi in &exp.rois {
@@ -124,7 +131,7 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                 .find(|s| &s.name == sname)
                 .expect("validated");
             let extract = match &f.kind {
-                FeatureKind::Npy { .. } => None,
+                FeatureKind::Npy { .. } | FeatureKind::Hdf5 { .. } => None,
                 FeatureKind::Extract {
                     model,
                     preprocess,
@@ -166,6 +173,24 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                                 path: PathBuf::new(),
                             },
                             Some(ex),
+                            None,
+                            width,
+                        )
+                    }
+                    (FeatureKind::Hdf5 { .. }, _) | (FeatureKind::Npy { .. }, _)
+                        if image_rows.contains_key(sname)
+                            || matches!(f.kind, FeatureKind::Hdf5 { .. }) =>
+                    {
+                        let file = f.layer_file(&exp.base_dir, sname, layer);
+                        let rows = image_rows.get(sname).copied();
+                        let (ix, width) =
+                            import_layer(&mut g, exp, f, &file, layer, subject, rows)?;
+                        (
+                            FeatureRef {
+                                upstream_file: Some("features.npy".into()),
+                                path: PathBuf::new(),
+                            },
+                            Some(ix),
                             None,
                             width,
                         )
@@ -361,6 +386,9 @@ fn nsd_subject(
             format: "runner-nsd-v1",
             folder: folder_of(&s.path),
             fsaverage: false,
+            volume: false,
+            nc_given: false,
+            flag_counts: BTreeMap::new(),
         },
         kept_table,
         dir,
@@ -426,10 +454,168 @@ fn algonauts_subject(
             format: "algonauts2023",
             folder: folder_of(&s.path),
             fsaverage: true,
+            volume: false,
+            nc_given: false,
+            flag_counts: BTreeMap::new(),
         },
         table,
         images,
     ))
+}
+
+/// A Lab08 subject directory, read as the lab distributes it; with the rows
+/// of its image table.
+fn lab08_subject(
+    g: &mut Graph,
+    s: &crate::config::Subject,
+) -> Result<(SharedSubject, VoxelTable, usize)> {
+    let subj = crate::lab08::Lab08Subject::open(&s.path)?;
+    let mut inputs = BTreeMap::new();
+    for f in subj.input_files() {
+        let rel = f
+            .strip_prefix(&s.path)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .to_string();
+        inputs.insert(rel, hash_file(&f)?);
+    }
+    let table = subj.voxel_table();
+    let (rows, v) = subj.betas_shape;
+    let n = subj.responding_rows().len();
+    let task = nodes::subject::Lab08Task {
+        format: crate::lab08::FORMAT,
+        dir: s.path.clone(),
+        sizes: (rows, v),
+    };
+    let ix = g.add(format!("subject/{}", s.name), task, vec![], inputs);
+    let flag_counts: BTreeMap<String, (usize, usize)> = subj
+        .images
+        .flags
+        .iter()
+        .map(|(k, f)| {
+            let on = f.iter().filter(|x| **x).count();
+            (k.clone(), (on, f.len() - on))
+        })
+        .collect();
+    let seed = subj.default_seed().unwrap_or(crate::lab08::SEEDS[0]);
+    let given = flag_counts
+        .get("shared1000")
+        .map(|&sizes| SplitMethod::ValHoldout {
+            column: "shared1000".into(),
+            holdout_fraction: 0.1,
+            seed,
+            sizes,
+        });
+    Ok((
+        SharedSubject {
+            name: s.name.clone(),
+            node: ix,
+            n_responses: n,
+            n_stimuli: n,
+            n_voxels: table.len(),
+            noise_ceiling: false,
+            hemis: s.hemis.clone(),
+            given,
+            rois: Vec::new(),
+            format: crate::lab08::FORMAT,
+            folder: folder_of(&s.path),
+            fsaverage: false,
+            volume: true,
+            nc_given: true,
+            flag_counts,
+        },
+        table,
+        rows,
+    ))
+}
+
+/// An import node for a precomputed file (HDF5, or `.npy` of a Lab08
+/// subject, whose rows are its image table's); returns it and the width.
+fn import_layer(
+    g: &mut Graph,
+    exp: &Experiment,
+    f: &crate::config::FeatureSource,
+    file: &std::path::Path,
+    layer: &str,
+    subject: &SharedSubject,
+    image_rows: Option<usize>,
+) -> Result<(NodeIndex, u64)> {
+    let (span, dataset) = match &f.kind {
+        FeatureKind::Hdf5 {
+            path_span, dataset, ..
+        } => (path_span.clone(), Some(dataset.clone())),
+        FeatureKind::Npy { dir_span, .. } => (dir_span.clone(), None),
+        FeatureKind::Extract { .. } => unreachable!("extractions are not imported"),
+    };
+    if !file.is_file() {
+        return Err(exp
+            .source
+            .error(
+                span,
+                format!(
+                    "features.{}: no file {} for layer `{layer}`",
+                    f.name,
+                    file.display()
+                ),
+            )
+            .with_help(
+                "paths are relative to the experiment file; {subject} and {layer} are replaced",
+            ));
+    }
+    let shape = match &dataset {
+        Some(d) => crate::hdf5::shape(file, d)?,
+        None => {
+            npy::read_header(file)
+                .map_err(|e| Error::data(file, format!("not a readable .npy: {e}")))?
+                .0
+        }
+    };
+    let what = dataset
+        .as_ref()
+        .map_or(String::new(), |d| format!("dataset `{d}` "));
+    let (rows, width) = match shape[..] {
+        [r, c] if c > 0 => (r, c),
+        _ => {
+            return Err(Error::data(
+                file,
+                format!("{what}has shape {shape:?}; expected images × features"),
+            ));
+        }
+    };
+    let want = image_rows.unwrap_or(subject.n_stimuli);
+    if rows != want {
+        return Err(Error::data(
+            file,
+            format!(
+                "{what}has {rows} rows but subject `{}` has {want} images",
+                subject.name
+            ),
+        )
+        .with_help(if image_rows.is_some() {
+            "rows must be the images of the subject's image table (S<n>_image_info.csv), in its order"
+        } else {
+            "rows must be every image of the subject in stimulus order"
+        }));
+    }
+    let mut inputs = BTreeMap::new();
+    inputs.insert("features".to_string(), hash_file(file)?);
+    let upstream = if image_rows.is_some() {
+        vec![("subject".to_string(), subject.node)]
+    } else {
+        vec![]
+    };
+    let ix = g.add(
+        format!("import/{}/{}/{layer}", subject.name, f.name),
+        nodes::import::ImportTask {
+            path: file.to_path_buf(),
+            dataset,
+            drop_rows: image_rows.is_some(),
+            sizes: (rows, width),
+        },
+        upstream,
+        inputs,
+    );
+    Ok((ix, width as u64))
 }
 
 /// Checks a precomputed feature file against the subject; returns its width and blake3.

@@ -4,6 +4,10 @@
 //! are HDF5 behind a 512-byte user block. Arrays come back with the axes h5py
 //! shows, which for a MATLAB file are MATLAB's reversed.
 //!
+//! Small 2-D datasets are also written (its sibling crate `hdf5-writer`, also
+//! pure Rust), for synthetic subjects in the Lab08 layout: one contiguous
+//! little-endian float dataset per file, which h5py opens as numpy wrote it.
+//!
 //! Groundwork for the Lab08 and Kay V4 workflows (issues 11 and 12).
 
 use std::path::Path;
@@ -122,6 +126,82 @@ pub fn read_f64(path: &Path, dataset: &str) -> Result<Array<f64>> {
     Ok(Array::new(shape, data))
 }
 
+/// A dataset's shape, without reading its values (plan-time checks).
+pub fn shape(path: &Path, dataset: &str) -> Result<Vec<usize>> {
+    let f = open(path)?;
+    let d = f.dataset(dataset).map_err(|_| {
+        let have = datasets(path).unwrap_or_default();
+        Error::data(path, format!("has no dataset `{dataset}`"))
+            .with_help(format!("datasets in the file: {}", have.join(", ")))
+    })?;
+    Ok(d.shape().iter().map(|&s| s as usize).collect())
+}
+
+/// Writes one 2-D dataset (row-major rows × cols) to a new HDF5 file,
+/// atomically (temp file in the same dir + rename). `dataset` may be given
+/// with or without its leading slash (`/betas`, `features`); a path with
+/// groups (`grp/x`) creates them.
+pub fn write_2d_f64(
+    path: &Path,
+    dataset: &str,
+    rows: usize,
+    cols: usize,
+    data: &[f64],
+) -> std::io::Result<()> {
+    write_2d(path, dataset, rows, cols, data)
+}
+
+/// As [`write_2d_f64`], stored as float32.
+pub fn write_2d_f32(
+    path: &Path,
+    dataset: &str,
+    rows: usize,
+    cols: usize,
+    data: &[f32],
+) -> std::io::Result<()> {
+    write_2d(path, dataset, rows, cols, data)
+}
+
+fn write_2d<T: hdf5_writer::H5WriteElement>(
+    path: &Path,
+    dataset: &str,
+    rows: usize,
+    cols: usize,
+    data: &[T],
+) -> std::io::Result<()> {
+    use hdf5_writer::{DatasetBuilder, Hdf5Builder, WriteOptions};
+    use std::io::{Error as IoError, ErrorKind};
+    let invalid = |e: hdf5_writer::Error| {
+        IoError::new(
+            ErrorKind::InvalidInput,
+            format!("{}: dataset `{dataset}`: {e}", path.display()),
+        )
+    };
+    if rows.checked_mul(cols) != Some(data.len()) {
+        return Err(IoError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{}: dataset `{dataset}` is {rows}×{cols} but {} values were given",
+                path.display(),
+                data.len()
+            ),
+        ));
+    }
+    // The writer takes paths relative to the root group.
+    let name = dataset.strip_prefix('/').unwrap_or(dataset);
+    let set =
+        DatasetBuilder::typed_data(name, vec![rows as u64, cols as u64], data).map_err(invalid)?;
+    let bytes = Hdf5Builder::new()
+        .dataset(set)
+        .into_plan()
+        .and_then(|plan| plan.encode(WriteOptions::default()))
+        .map_err(invalid)?;
+    crate::cache::write_atomic(path, &bytes).map_err(|e| match &e {
+        Error::Io { source, .. } => IoError::new(source.kind(), e.to_string()),
+        _ => IoError::other(e.to_string()),
+    })
+}
+
 /// Rows that are NaN in every column (Lab08: images without repeats).
 pub fn nan_rows(a: &Array<f64>) -> Vec<usize> {
     let (n, c) = a.rows_cols();
@@ -169,6 +249,65 @@ mod tests {
             datasets(&fx("chunked_gzip.h5")).unwrap(),
             ["/betas", "/features", "/grp/idx"]
         );
+    }
+
+    /// 50×7 with rows 3, 17 and 31 NaN, as S1_betas_avg_bigmask.hdf5 has.
+    fn betas_like() -> Vec<f64> {
+        let mut v: Vec<f64> = (0..50 * 7).map(|i| i as f64 * 0.37 - 41.5).collect();
+        for r in [3, 17, 31] {
+            v[r * 7..(r + 1) * 7].fill(f64::NAN);
+        }
+        v
+    }
+
+    #[test]
+    fn written_f64_and_f32_datasets_read_back_with_shape_and_nans() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = betas_like();
+        let p64 = dir.path().join("S1_betas_avg_bigmask.hdf5");
+        write_2d_f64(&p64, "/betas", 50, 7, &want).unwrap();
+        let a = read_f64(&p64, "/betas").unwrap();
+        same(&a, &Array::new(vec![50, 7], want.clone()));
+        assert_eq!(nan_rows(&a), [3, 17, 31]);
+        // Stored name has no slash; both spellings find it.
+        assert_eq!(datasets(&p64).unwrap(), ["/betas"]);
+        same(&read_f64(&p64, "betas").unwrap(), &a);
+
+        let w32: Vec<f32> = want.iter().map(|&x| x as f32).collect();
+        let p32 = dir.path().join("S1_Conv1_pca100.hdf5");
+        write_2d_f32(&p32, "features", 50, 7, &w32).unwrap();
+        let f = open(&p32).unwrap();
+        assert!(matches!(
+            f.dataset("features").unwrap().dtype(),
+            Datatype::FloatingPoint { size: 4, .. }
+        ));
+        let b = read_f64(&p32, "features").unwrap();
+        let back: Vec<f64> = w32.iter().map(|&x| x as f64).collect();
+        same(&b, &Array::new(vec![50, 7], back));
+        assert_eq!(nan_rows(&b), [3, 17, 31]);
+        same(&read_f64(&p32, "/features").unwrap(), &b);
+
+        // A rewrite replaces the file whole and leaves no temp file behind.
+        write_2d_f64(&p64, "betas", 2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(read_f64(&p64, "betas").unwrap().shape, [2, 3]);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["S1_Conv1_pca100.hdf5", "S1_betas_avg_bigmask.hdf5"]);
+    }
+
+    #[test]
+    fn a_write_with_the_wrong_length_or_name_fails_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.hdf5");
+        let e = write_2d_f64(&p, "betas", 3, 2, &[1.0; 5]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("3×2 but 5 values"), "{e}");
+        let e = write_2d_f32(&p, "", 1, 1, &[1.0]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(!p.exists());
     }
 
     #[test]

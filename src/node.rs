@@ -111,6 +111,16 @@ impl FeatureRef {
         }
     }
 
+    /// As f64 from the upstream (or external file) under `role`: analyses
+    /// that fit several feature matrices jointly name each one's role.
+    pub fn read_f64_as(&self, ctx: &Ctx, role: &str) -> Result<crate::npy::Array<f64>> {
+        use crate::error::IoContext;
+        match &self.upstream_file {
+            Some(name) => ctx.input(role)?.read_f64(name),
+            None => crate::npy::read_f64(&self.path).at(&self.path),
+        }
+    }
+
     /// Where the bytes are, for readers that stream them (the entry's copy
     /// is verified against its manifest first).
     pub fn file(&self, ctx: &Ctx) -> Result<std::path::PathBuf> {

@@ -219,7 +219,7 @@ fn decode_raw(mut r: impl Read) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8
 }
 
 /// numpy writes a transposed (F-contiguous) array in Fortran order; reorder to C.
-fn fortran_to_c(bytes: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
+pub(crate) fn fortran_to_c(bytes: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
     let n: usize = shape.iter().product();
     let mut out = vec![0u8; bytes.len()];
     let mut idx = vec![0usize; shape.len()];

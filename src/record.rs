@@ -85,19 +85,20 @@ impl Record {
         let all_empty = hemi.is_empty();
         for (g, idx) in &groups {
             // An ROI empty everywhere is said once, not once per hemisphere.
+            // (and once per ROI when several aggregates summarise it).
             if idx.is_empty() && (*g == BOTH || !all_empty) {
-                self.empty.push(if *g == BOTH {
+                let what = if *g == BOTH {
                     roi.to_string()
                 } else {
                     format!("{roi} ({g})")
-                });
+                };
+                if !self.empty.contains(&what) {
+                    self.empty.push(what);
+                }
             }
             for (name, vals) in values {
                 let picked: Vec<f64> = idx.iter().map(|&i| vals[i]).collect();
-                let v = match aggregate {
-                    Aggregate::Mean => metrics::mean(&picked),
-                    Aggregate::Median => metrics::median(&picked),
-                };
+                let v = aggregate.of(&picked);
                 self.push_summary(roi, g, name, aggregate.name(), v, idx.len());
             }
         }
@@ -121,6 +122,12 @@ impl Record {
     }
 
     pub fn write(self, ctx: &Ctx) -> Result<()> {
+        self.write_part(ctx, "")
+    }
+
+    /// One of several records of a node (`part` names it: a best-layer
+    /// node writes one per layer).
+    pub fn write_part(self, ctx: &Ctx, part: &str) -> Result<()> {
         let mut summary = DataFrame::new_infer_height(vec![
             Column::new("roi".into(), self.roi),
             Column::new("hemisphere".into(), self.hemisphere),
@@ -130,7 +137,7 @@ impl Record {
             Column::new("n_voxels".into(), self.n_voxels),
         ])
         .map_err(|e| ctx.fail(e.to_string()))?;
-        write_parquet(ctx, "summary.parquet", &mut summary)?;
+        write_parquet(ctx, &part_file(part, "summary.parquet"), &mut summary)?;
         let mut voxels = DataFrame::new_infer_height(vec![
             Column::new("roi".into(), self.v_roi),
             Column::new("hemisphere".into(), self.v_hemisphere),
@@ -139,8 +146,17 @@ impl Record {
             Column::new("value".into(), self.v_value),
         ])
         .map_err(|e| ctx.fail(e.to_string()))?;
-        write_parquet(ctx, "voxels.parquet", &mut voxels)?;
-        ctx.out.write_json("empty_rois.json", &self.empty)
+        write_parquet(ctx, &part_file(part, "voxels.parquet"), &mut voxels)?;
+        ctx.out
+            .write_json(&part_file(part, "empty_rois.json"), &self.empty)
+    }
+}
+
+fn part_file(part: &str, name: &str) -> String {
+    if part.is_empty() {
+        name.to_string()
+    } else {
+        format!("{part}.{name}")
     }
 }
 
@@ -162,9 +178,13 @@ pub fn read_parquet(entry: &Entry, name: &str) -> Result<DataFrame> {
 
 /// A record's summary and per-voxel tables.
 pub fn read(entry: &Entry) -> Result<(DataFrame, DataFrame)> {
+    read_part(entry, "")
+}
+
+pub fn read_part(entry: &Entry, part: &str) -> Result<(DataFrame, DataFrame)> {
     Ok((
-        read_parquet(entry, "summary.parquet")?,
-        read_parquet(entry, "voxels.parquet")?,
+        read_parquet(entry, &part_file(part, "summary.parquet"))?,
+        read_parquet(entry, &part_file(part, "voxels.parquet"))?,
     ))
 }
 

@@ -32,6 +32,7 @@ use rand_pcg::Pcg64;
 use crate::npy;
 
 pub mod algonauts;
+pub mod lab08;
 
 pub const FORMAT: &str = "runner-nsd-v1";
 const SPLITS: [&str; 3] = ["train", "val", "test"];

@@ -93,13 +93,47 @@ impl Metric {
 pub enum Aggregate {
     Mean,
     Median,
+    /// Lab08 prints the min, max and median R² of each layer.
+    Min,
+    Max,
 }
 
 impl Aggregate {
+    pub const ALL: [Aggregate; 4] = [
+        Aggregate::Mean,
+        Aggregate::Median,
+        Aggregate::Min,
+        Aggregate::Max,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Aggregate::Mean => "mean",
             Aggregate::Median => "median",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Aggregate> {
+        Aggregate::ALL.into_iter().find(|a| a.name() == s)
+    }
+    /// Over one ROI's voxel values, NaN ignored (NaN when none is left).
+    pub fn of(self, xs: &[f64]) -> f64 {
+        use crate::numerics::metrics;
+        match self {
+            Aggregate::Mean => metrics::mean(xs),
+            Aggregate::Median => metrics::median(xs),
+            Aggregate::Min => xs
+                .iter()
+                .copied()
+                .filter(|x| !x.is_nan())
+                .reduce(f64::min)
+                .unwrap_or(f64::NAN),
+            Aggregate::Max => xs
+                .iter()
+                .copied()
+                .filter(|x| !x.is_nan())
+                .reduce(f64::max)
+                .unwrap_or(f64::NAN),
         }
     }
 }

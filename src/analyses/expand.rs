@@ -42,6 +42,13 @@ pub struct SharedSubject {
     pub folder: String,
     /// Algonauts: results can be written back into fsaverage space.
     pub fsaverage: bool,
+    /// Lab08: the voxels sit in a brain volume (maps can be drawn).
+    pub volume: bool,
+    /// Lab08: each voxel's noise ceiling comes with the data.
+    pub nc_given: bool,
+    /// Lab08: per boolean image column, (flagged, other) image rows (over
+    /// every row, as the lab's split counts them).
+    pub flag_counts: BTreeMap<String, (usize, usize)>,
 }
 
 impl SharedSubject {
@@ -80,6 +87,21 @@ impl Handle {
         }
         if let Some(h) = &self.hash {
             inputs.insert("features".into(), h.clone());
+        }
+    }
+
+    /// Like [`Handle::attach`], under `role` (one of several matrices).
+    pub fn attach_as(
+        &self,
+        role: &str,
+        upstream: &mut Vec<(String, NodeIndex)>,
+        inputs: &mut BTreeMap<String, String>,
+    ) {
+        if let Some(ix) = self.upstream {
+            upstream.push((role.to_string(), ix));
+        }
+        if let Some(h) = &self.hash {
+            inputs.insert(role.to_string(), h.clone());
         }
     }
 
@@ -148,6 +170,17 @@ impl Expand<'_> {
                 ))
                 .with_help("use split = { method = \"holdout\", train_percent = 90, seed = 4 } (the devkit's)"));
             }
+            (
+                Some(s @ SplitSpec::ValHoldout { .. }),
+                Some(given @ SplitMethod::ValHoldout { .. }),
+            ) => s.method(given, fold),
+            (Some(SplitSpec::ValHoldout { .. }), _) => {
+                return Err(Error::usage(format!(
+                    "analyses.{}: split method \"val_holdout\" needs an image table with validation flags; subject `{}` is {}",
+                    self.name, subject.name, subject.format
+                ))
+                .with_help("val_holdout is Lab08's split (format = \"lab08\" subjects)"));
+            }
             (Some(s), _) => s.method(
                 &SplitMethod::Given {
                     fit: vec![],
@@ -156,6 +189,38 @@ impl Expand<'_> {
                 fold,
             ),
         };
+        // Lab08's counts depend on the column asked for; the plan knows them.
+        let method = match method {
+            SplitMethod::ValHoldout {
+                column,
+                holdout_fraction,
+                seed,
+                ..
+            } => {
+                let Some(sizes) = subject.flag_counts.get(&column).copied() else {
+                    return Err(Error::usage(format!(
+                        "analyses.{}: subject `{}` has no boolean image column `{column}`",
+                        self.name, subject.name
+                    ))
+                    .with_help(format!(
+                        "boolean columns of its image table: {}",
+                        subject
+                            .flag_counts
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                };
+                SplitMethod::ValHoldout {
+                    column,
+                    holdout_fraction,
+                    seed,
+                    sizes,
+                }
+            }
+            m => m,
+        };
         let label = match &method {
             SplitMethod::Given { .. } => "given".to_string(),
             SplitMethod::Holdout {
@@ -163,6 +228,16 @@ impl Expand<'_> {
                 seed,
             } => format!("holdout-{train_percent}-seed{seed}"),
             SplitMethod::KFold { k, fold, seed } => format!("kfold{k}-{fold}-seed{seed}"),
+            SplitMethod::ValHoldout {
+                column,
+                holdout_fraction,
+                seed,
+                ..
+            } => format!("{column}-holdout{holdout_fraction}-seed{seed}"),
+        };
+        let upstream = match &method {
+            SplitMethod::ValHoldout { .. } => vec![("subject".to_string(), subject.node)],
+            _ => vec![],
         };
         let task = SplitTask {
             method,
@@ -180,7 +255,7 @@ impl Expand<'_> {
         let ix = self.g.add(
             format!("split/{}/{label}", subject.name),
             task,
-            vec![],
+            upstream,
             BTreeMap::new(),
         );
         Ok((ix, (fit as u64, score as u64)))
@@ -225,8 +300,19 @@ impl Expand<'_> {
                 source: h.source.clone(),
                 layer: h.layer.clone(),
                 layer_index: h.layer_index,
+                part: String::new(),
             },
             sort_roi: roi.to_string(),
+        });
+    }
+
+    /// A record whose labels are not one handle's (a joint model's, a
+    /// comparison across layers).
+    pub fn score_as(&mut self, node: NodeIndex, labels: Labels) {
+        self.scored.push(Scored {
+            node,
+            labels,
+            sort_roi: String::new(),
         });
     }
 }

@@ -11,6 +11,7 @@ pub mod decompose;
 pub mod expand;
 pub mod linear;
 pub mod ridge_cv;
+pub mod ridge_holdout;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -46,7 +47,11 @@ pub struct ParseCx<'a> {
 type ParseFn = fn(&str, Spanned<DeValue<'_>>, &ParseCx) -> Result<Arc<dyn Analysis>>;
 
 /// The registry: `kind = "..."` → parser.
-pub const KINDS: &[(&str, ParseFn)] = &[("ridge_cv", ridge_cv::parse), ("linear", linear::parse)];
+pub const KINDS: &[(&str, ParseFn)] = &[
+    ("ridge_cv", ridge_cv::parse),
+    ("linear", linear::parse),
+    ("ridge_holdout", ridge_holdout::parse),
+];
 
 /// Parses one `[analyses.NAME]` table by its `kind`.
 pub fn parse(name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Arc<dyn Analysis>> {
@@ -157,14 +162,11 @@ pub fn aggregate(
 ) -> Result<Aggregate> {
     match raw {
         None => Ok(default),
-        Some(a) => match a.get_ref().as_str() {
-            "mean" => Ok(Aggregate::Mean),
-            "median" => Ok(Aggregate::Median),
-            other => Err(cx
-                .src
-                .error(a.span(), format!("unknown aggregate `{other}`"))
-                .with_help("use \"mean\" (HW2) or \"median\" (Algonauts)")),
-        },
+        Some(a) => Aggregate::parse(a.get_ref()).ok_or_else(|| {
+            cx.src
+                .error(a.span(), format!("unknown aggregate `{}`", a.get_ref()))
+                .with_help("use \"mean\" (HW2), \"median\" (Algonauts), \"min\" or \"max\"")
+        }),
     }
 }
 
@@ -179,6 +181,10 @@ pub struct RawSplit {
     pub seed: Option<Spanned<u32>>,
     /// kfold: number of folds.
     pub k: Option<Spanned<usize>>,
+    /// val_holdout: the image table's boolean column of validation images.
+    pub column: Option<Spanned<String>>,
+    /// val_holdout: the fraction of the other images held out to choose λ.
+    pub holdout_fraction: Option<Spanned<f64>>,
 }
 
 /// A split as an analysis asks for it; `None` = each subject's own default
@@ -186,8 +192,20 @@ pub struct RawSplit {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SplitSpec {
     Given,
-    Holdout { train_percent: f64, seed: u32 },
-    KFold { k: usize, seed: u32 },
+    Holdout {
+        train_percent: f64,
+        seed: u32,
+    },
+    KFold {
+        k: usize,
+        seed: u32,
+    },
+    /// Lab08's; `seed` None = the subject's own (the lab's seed list).
+    ValHoldout {
+        column: String,
+        holdout_fraction: f64,
+        seed: Option<u32>,
+    },
 }
 
 pub fn split(
@@ -199,6 +217,22 @@ pub fn split(
     let span = raw.span();
     let raw = raw.into_inner();
     let seed = raw.seed.as_ref().map_or(4, |s| *s.get_ref());
+    if raw.method.get_ref() != "val_holdout" {
+        for (key, sp) in [
+            ("column", raw.column.as_ref().map(|s| s.span())),
+            (
+                "holdout_fraction",
+                raw.holdout_fraction.as_ref().map(|s| s.span()),
+            ),
+        ] {
+            if let Some(sp) = sp {
+                return Err(cx.src.error(
+                    sp,
+                    format!("`{key}` applies to method \"val_holdout\" only"),
+                ));
+            }
+        }
+    }
     let forbid = |x: Option<Range<usize>>, key: &str, m: &str| -> Result<()> {
         match x {
             Some(sp) => Err(cx
@@ -249,11 +283,32 @@ pub fn split(
             }
             SplitSpec::KFold { k, seed }
         }
+        "val_holdout" => {
+            forbid(raw.k.as_ref().map(|s| s.span()), "k", "val_holdout")?;
+            forbid(
+                raw.train_percent.as_ref().map(|s| s.span()),
+                "train_percent",
+                "val_holdout",
+            )?;
+            let f = raw.holdout_fraction.as_ref().map_or(0.1, |p| *p.get_ref());
+            if !(f > 0.0 && f < 1.0) {
+                let sp = raw.holdout_fraction.as_ref().map_or(span, |s| s.span());
+                return Err(cx.src.error(sp, "holdout_fraction must be between 0 and 1"));
+            }
+            SplitSpec::ValHoldout {
+                column: raw
+                    .column
+                    .map(Spanned::into_inner)
+                    .unwrap_or_else(|| "shared1000".into()),
+                holdout_fraction: f,
+                seed: raw.seed.map(Spanned::into_inner),
+            }
+        }
         other => {
             return Err(cx
                 .src
                 .error(raw.method.span(), format!("unknown split method `{other}`"))
-                .with_help("method = \"given\" (the subject's splits), \"holdout\" (train_percent, seed) or \"kfold\" (k, seed)"));
+                .with_help("method = \"given\" (the subject's splits), \"holdout\" (train_percent, seed), \"kfold\" (k, seed) or \"val_holdout\" (column, holdout_fraction, seed: Lab08's)"));
         }
     };
     Ok(Some(spec))
@@ -276,6 +331,23 @@ impl SplitSpec {
                 fold,
                 seed: *seed,
             },
+            SplitSpec::ValHoldout {
+                column,
+                holdout_fraction,
+                seed,
+            } => {
+                // The subject's own seed and counts, when it has them.
+                let (own_seed, sizes) = match given {
+                    SplitMethod::ValHoldout { seed, sizes, .. } => (*seed, *sizes),
+                    _ => (0, (0, 0)),
+                };
+                SplitMethod::ValHoldout {
+                    column: column.clone(),
+                    holdout_fraction: *holdout_fraction,
+                    seed: seed.unwrap_or(own_seed),
+                    sizes,
+                }
+            }
         }
     }
     pub fn folds(&self) -> usize {

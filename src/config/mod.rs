@@ -54,6 +54,9 @@ pub enum SubjectFormat {
     },
     /// The Algonauts 2023 challenge's subject directory, as distributed.
     Algonauts2023,
+    /// Lab08's NSD volume files (`S<n>_betas_avg_bigmask.hdf5`,
+    /// `S<n>_image_info.csv`, `S<n>_voxel_roi_info.npy`), as the lab ships them.
+    Lab08,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +72,13 @@ pub struct FeatureSource {
 pub enum FeatureKind {
     /// One `<layer>.npy` per layer, rows = the subject's images in split order.
     Npy { dir: String, dir_span: Range<usize> },
+    /// One HDF5 file per layer (`path` with `{subject}` and `{layer}`), the
+    /// matrix in `dataset` (Lab08: `S1_Conv1_pca100.hdf5`, `features`).
+    Hdf5 {
+        path: String,
+        path_span: Range<usize>,
+        dataset: String,
+    },
     /// Activations of a `[models.*]` net on the subject's images; layers are taps.
     Extract {
         model: String,
@@ -111,6 +121,9 @@ impl FeatureSource {
                     .join(dir.replace("{subject}", subject))
                     .join(format!("{layer}.npy")),
             ),
+            FeatureKind::Hdf5 { path, .. } => {
+                normalize(&base.join(path.replace("{subject}", subject).replace("{layer}", layer)))
+            }
             // Extracted taps live in the extract node's cache entry, by this name.
             FeatureKind::Extract { .. } => PathBuf::from(format!("{layer}.npy")),
         }
@@ -390,7 +403,13 @@ impl Validator<'_> {
         let raw = raw.into_inner();
         let path_span = raw.path.span();
         let path = self.resolve(raw.path.get_ref());
-        let hemis = self.strings(raw.hemis, &["lh", "rh"], "hemis")?;
+        let lab08 = raw.format.as_ref().is_some_and(|f| f.get_ref() == "lab08");
+        let hemis = if lab08 {
+            // Volume voxels: one group, summarised as both hemispheres.
+            vec![crate::record::BOTH.to_string()]
+        } else {
+            self.strings(raw.hemis.clone(), &["lh", "rh"], "hemis")?
+        };
         let format = match raw.format.as_ref().map(|f| f.get_ref().as_str()) {
             None | Some("runner-nsd-v1") => {
                 let voxel_mask = match raw.voxel_mask {
@@ -436,6 +455,25 @@ impl Validator<'_> {
                 }
                 SubjectFormat::Algonauts2023
             }
+            Some("lab08") => {
+                // Volume voxels with the lab's own noise ceiling and split:
+                // nothing to choose here; analyses pick ROIs and splits.
+                for (key, sp) in [
+                    ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
+                    ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
+                    ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
+                    ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
+                    ("hemis", raw.hemis.as_ref().map(|v| v.span())),
+                ] {
+                    if let Some(sp) = sp {
+                        return Err(self
+                            .src
+                            .error(sp, format!("`{key}` does not apply to format \"lab08\""))
+                            .with_help("Lab08 subjects are the volume voxels of the lab's bigmask, with the lab's noise ceiling; the split is an analysis's `split` (default: the lab's shared1000 validation and 10 % holdout)"));
+                    }
+                }
+                SubjectFormat::Lab08
+            }
             Some(other) => {
                 return Err(self
                     .src
@@ -444,7 +482,7 @@ impl Validator<'_> {
                         format!("unknown subject format `{other}`"),
                     )
                     .with_help(
-                        "format = \"runner-nsd-v1\" (default; HW2's NSD data) or \"algonauts2023\"",
+                        "format = \"runner-nsd-v1\" (default; HW2's NSD data), \"algonauts2023\" or \"lab08\"",
                     ));
             }
         };
@@ -779,6 +817,28 @@ impl Validator<'_> {
                     dir: dir.into_inner(),
                 }
             }
+            "hdf5" => {
+                let Some(path) = raw.path else {
+                    return Err(self
+                        .src
+                        .error(span, format!("features.{name}: kind \"hdf5\" needs `path`"))
+                        .with_help("path = \"data/{subject}/S1_{layer}_pca100.hdf5\": one file per layer, rows = the subject's images"));
+                };
+                if raw.dir.is_some() {
+                    return self.err(
+                        raw.dir.unwrap().span(),
+                        "kind \"hdf5\" names each file with `path` (with {layer}), not `dir`",
+                    );
+                }
+                FeatureKind::Hdf5 {
+                    path_span: path.span(),
+                    path: path.into_inner(),
+                    dataset: raw
+                        .dataset
+                        .map(Spanned::into_inner)
+                        .unwrap_or_else(|| "features".into()),
+                }
+            }
             "extract" => {
                 let Some(model) = raw.model else {
                     return Err(self
@@ -823,7 +883,7 @@ impl Validator<'_> {
                     .src
                     .error(raw.kind.span(), format!("unknown feature kind `{other}`"))
                     .with_help(
-                        "kind = \"npy\" (precomputed features) or \"extract\" (a [models.*] net)",
+                        "kind = \"npy\" or \"hdf5\" (precomputed features) or \"extract\" (a [models.*] net)",
                     ));
             }
         };

@@ -45,7 +45,7 @@ pub struct RawHeader {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubject {
-    /// "runner-nsd-v1" (default; see README) or "algonauts2023".
+    /// "runner-nsd-v1" (default; see README), "algonauts2023" or "lab08".
     pub format: Option<Spanned<String>>,
     /// The subject's directory, in that layout.
     pub path: Spanned<PathBuf>,
@@ -131,6 +131,10 @@ pub struct RawFeatures {
     pub kind: Spanned<String>,
     /// `npy`: directory holding `<layer>.npy`; `{subject}` is replaced by the subject name.
     pub dir: Option<Spanned<String>>,
+    /// `hdf5`: the file of each layer, with `{subject}` and `{layer}`.
+    pub path: Option<Spanned<String>>,
+    /// `hdf5`: the dataset holding images × features (default: `features`).
+    pub dataset: Option<Spanned<String>>,
     pub layers: Spanned<Vec<String>>,
     /// Subjects these features are fitted to (default: all).
     pub subjects: Option<Spanned<Vec<String>>>,

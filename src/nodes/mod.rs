@@ -10,6 +10,7 @@
 pub mod bars;
 pub mod extract;
 pub mod font;
+pub mod import;
 pub mod plot;
 pub mod reduce;
 pub mod roi;
@@ -17,3 +18,4 @@ pub mod split;
 pub mod subject;
 pub mod table;
 pub mod train;
+pub mod volume_maps;

@@ -24,6 +24,18 @@ pub enum SplitMethod {
     /// np.random.shuffle(idxs)`, the first `round(n / 100 * train_percent)`
     /// to fit and the rest to score, both in shuffled order.
     Holdout { train_percent: f64, seed: u32 },
+    /// Lab08: the images flagged in `column` (`shared1000`) score; of the
+    /// others `ceil(fraction × n)` are held out by `np.random.seed(seed);
+    /// np.random.shuffle(...)` to choose λ, the rest fit. Drawn over every
+    /// image row, kept in row order, then restricted to rows with responses,
+    /// as the lab does. `sizes` are the plan's counts (validation, rest).
+    ValHoldout {
+        column: String,
+        holdout_fraction: f64,
+        seed: u32,
+        #[serde(skip)]
+        sizes: (usize, usize),
+    },
     /// Fold `fold` of `k` contiguous folds of the same shuffle (sklearn's
     /// `KFold(k, shuffle=True)` layout: the first n % k folds one larger).
     KFold { k: usize, fold: usize, seed: u32 },
@@ -42,6 +54,14 @@ pub struct Split {
     pub fit: Vec<usize>,
     pub score: Vec<usize>,
     pub predict: Vec<usize>,
+    /// Stimuli that choose hyperparameters (λ), neither fitted nor scored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holdout: Vec<usize>,
+}
+
+/// `int(np.ceil(n * fraction))`, with numpy's float64 product.
+pub fn holdout_count(n: usize, fraction: f64) -> usize {
+    ((n as f64) * fraction).ceil() as usize
 }
 
 impl SplitTask {
@@ -59,7 +79,57 @@ impl SplitTask {
                 let s = n / k + usize::from(*fold < n % k);
                 (n - s, s)
             }
+            SplitMethod::ValHoldout {
+                holdout_fraction,
+                sizes: (val, rest),
+                ..
+            } => (
+                rest - holdout_count(*rest, *holdout_fraction).min(*rest),
+                *val,
+            ),
         }
+    }
+
+    /// Lab08's split from the subject's image table.
+    pub fn val_holdout(
+        column: &str,
+        fraction: f64,
+        seed: u32,
+        images: &super::subject::Lab08Images,
+    ) -> std::result::Result<Split, String> {
+        let flags = images.flags.get(column).ok_or_else(|| {
+            format!(
+                "the image table has no boolean column `{column}` (boolean columns: {})",
+                images.flags.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let n = images.n_rows;
+        let mut notval: Vec<usize> = (0..n).filter(|&i| !flags[i]).collect();
+        let n_hold = holdout_count(notval.len(), fraction).min(notval.len());
+        let n_trn = notval.len() - n_hold;
+        RandomState::new(seed).shuffle(&mut notval);
+        // Masks over the image rows, as the lab builds them: row order kept.
+        let mut role = vec![0u8; n];
+        for &i in &notval[..n_trn] {
+            role[i] = 1;
+        }
+        for &i in &notval[n_trn..] {
+            role[i] = 2;
+        }
+        let (mut fit, mut holdout, mut score) = (Vec::new(), Vec::new(), Vec::new());
+        for (stim, &row) in images.kept.iter().enumerate() {
+            match role[row] {
+                1 => fit.push(stim),
+                2 => holdout.push(stim),
+                _ => score.push(stim),
+            }
+        }
+        Ok(Split {
+            fit,
+            score,
+            predict: vec![],
+            holdout,
+        })
     }
 
     pub fn split(&self) -> Split {
@@ -78,6 +148,9 @@ impl SplitTask {
                 let n_fit = ((n as f64) / 100.0 * train_percent).round_ties_even() as usize;
                 let score = idx.split_off(n_fit.min(n));
                 (idx, score)
+            }
+            SplitMethod::ValHoldout { .. } => {
+                unreachable!("drawn from the subject's image table by run()")
             }
             SplitMethod::KFold { k, fold, seed } => {
                 let mut idx: Vec<usize> = (0..n).collect();
@@ -98,6 +171,7 @@ impl SplitTask {
             fit,
             score,
             predict,
+            holdout: vec![],
         }
     }
 }
@@ -113,6 +187,19 @@ impl NodeKind for SplitTask {
         self.n_stimuli as u64 * 32
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
+        if let SplitMethod::ValHoldout {
+            column,
+            holdout_fraction,
+            seed,
+            ..
+        } = &self.method
+        {
+            let subject = ctx.input("subject")?;
+            let images: super::subject::Lab08Images = subject.read_json("images.json")?;
+            let split = Self::val_holdout(column, *holdout_fraction, *seed, &images)
+                .map_err(|m| ctx.fail(m))?;
+            return ctx.out.write_json("split.json", &split);
+        }
         ctx.out.write_json("split.json", &self.split())
     }
 }

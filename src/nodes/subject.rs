@@ -40,6 +40,35 @@ pub struct SubjectOut {
     pub repeats: usize,
     /// Whether `voxels.parquet`'s ncsnr holds a noise-ceiling SNR (NSD) or NaN.
     pub noise_ceiling: bool,
+    /// Whether the data came with each voxel's noise ceiling itself
+    /// (`noise_ceiling.npy`, a fraction; Lab08).
+    #[serde(default)]
+    pub nc_given: bool,
+}
+
+/// Each kept voxel's noise ceiling as a fraction of variance, when the
+/// subject has one: given by the data (Lab08) or from ncsnr and the repeats
+/// averaged (NSD, HW2's formula; `repeats` overrides the subject's count).
+pub fn noise_ceiling(
+    entry: &crate::cache::Entry,
+    repeats: Option<u32>,
+) -> Result<Option<Vec<f64>>> {
+    let meta: SubjectOut = entry.read_json("subject.json")?;
+    if meta.nc_given {
+        return Ok(Some(entry.read_f64("noise_ceiling.npy")?.data));
+    }
+    if !meta.noise_ceiling {
+        return Ok(None);
+    }
+    let k = repeats.unwrap_or(meta.repeats.max(1) as u32);
+    let voxels = read_voxels(entry)?;
+    Ok(Some(
+        voxels
+            .ncsnr
+            .iter()
+            .map(|&s| crate::numerics::metrics::noise_ceiling(s, k))
+            .collect(),
+    ))
 }
 
 impl SubjectTask {
@@ -102,6 +131,7 @@ impl NodeKind for SubjectTask {
                 n_voxels: v,
                 repeats: subject.meta.repeats,
                 noise_ceiling: true,
+                nc_given: false,
             },
         )
     }
@@ -210,6 +240,145 @@ impl NodeKind for AlgonautsTask {
                 n_voxels: v,
                 repeats: 0,
                 noise_ceiling: false,
+                nc_given: false,
+            },
+        )
+    }
+}
+
+/// A Lab08 subject: the bigmask voxels' averaged betas of the images with
+/// responses (rows whose betas are NaN are dropped, as the lab's
+/// `good_values`), the lab's noise ceiling, the ROI label families, and what
+/// splits and volume maps need (`images.json`, `volume.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Lab08Task {
+    pub format: &'static str,
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// Sizes for the memory estimate: image rows, voxels.
+    #[serde(skip)]
+    pub sizes: (usize, usize),
+}
+
+/// The image rows of a Lab08 subject, for splits and feature imports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lab08Images {
+    /// Rows of the image table (and of every feature file).
+    pub n_rows: usize,
+    /// The rows with responses, in order: stimulus i is image row `kept[i]`.
+    pub kept: Vec<usize>,
+    /// The image table's boolean columns (`shared1000`), over every row.
+    pub flags: indexmap::IndexMap<String, Vec<bool>>,
+    /// Rows dropped for NaN betas (images without repeats).
+    pub dropped: Vec<usize>,
+}
+
+/// Where the voxels sit in the brain volume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub shape: [usize; 3],
+    /// Flat C-order positions of the kept voxels in `shape`.
+    pub positions: Vec<usize>,
+}
+
+impl NodeKind for Lab08Task {
+    fn kind(&self) -> &'static str {
+        "subject"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn mem_bytes(&self) -> u64 {
+        let (n, v) = self.sizes;
+        (n * v * 16) as u64
+    }
+    /// Said at every exec, not only when the betas are read.
+    fn warnings(&self, entry: &dyn Fn() -> Result<crate::cache::Entry>) -> Result<Vec<String>> {
+        let images: Lab08Images = entry()?.read_json("images.json")?;
+        let d = &images.dropped;
+        if d.is_empty() {
+            return Ok(vec![]);
+        }
+        let shown: Vec<String> = d.iter().take(10).map(|r| r.to_string()).collect();
+        let s = if d.len() == 1 { "" } else { "s" };
+        Ok(vec![format!(
+            "dropped {} image row{s} without responses (NaN betas, n_reps = 0) from the betas and every feature matrix: row{s} {}{}",
+            d.len(),
+            shown.join(", "),
+            if d.len() > 10 { ", …" } else { "" }
+        )])
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        let subj = crate::lab08::Lab08Subject::open(&self.dir)?;
+        let betas_file = subj.betas_file();
+        ctx.progress.set_message("reading betas");
+        let betas = crate::hdf5::read_f64(&betas_file, crate::lab08::BETAS_DATASET)?;
+        let (n, v) = betas.rows_cols();
+        let mut kept = Vec::with_capacity(n);
+        let mut dropped = Vec::new();
+        for i in 0..n {
+            let row = &betas.data[i * v..(i + 1) * v];
+            let nan = row.iter().filter(|x| x.is_nan()).count();
+            let reps = subj.images.n_reps[i];
+            if nan == v && v > 0 {
+                dropped.push(i);
+                continue;
+            }
+            if let Some(j) = row.iter().position(|x| !x.is_finite()) {
+                return Err(Error::data(
+                    &betas_file,
+                    format!(
+                        "image row {i}, voxel {j} is {}; only whole rows may be NaN (images without repeats)",
+                        row[j]
+                    ),
+                ));
+            }
+            if reps == 0 {
+                return Err(Error::data(
+                    &betas_file,
+                    format!("image row {i} has betas but the image table says n_reps = 0"),
+                )
+                .with_help("the lab's betas are NaN exactly where n_reps is 0; is the image table the subject's?"));
+            }
+            kept.push(i);
+        }
+        let mut y = Vec::with_capacity(kept.len() * v);
+        for &i in &kept {
+            y.extend_from_slice(&betas.data[i * v..(i + 1) * v]);
+        }
+        drop(betas);
+        ctx.out.write_npy("y.npy", &[kept.len(), v], &y)?;
+        ctx.out
+            .write_npy("noise_ceiling.npy", &[v], &subj.rois.noise_ceiling)?;
+        let mut df = subj.voxel_table().to_dataframe()?;
+        crate::record::write_parquet(ctx, "voxels.parquet", &mut df)?;
+        ctx.out.write_json(
+            "images.json",
+            &Lab08Images {
+                n_rows: n,
+                kept: kept.clone(),
+                flags: subj.images.flags.clone(),
+                dropped,
+            },
+        )?;
+        ctx.out.write_json(
+            "volume.json",
+            &Volume {
+                shape: subj.rois.shape,
+                positions: (0..subj.rois.mask.len())
+                    .filter(|&i| subj.rois.mask[i])
+                    .collect(),
+            },
+        )?;
+        ctx.out.write_json(
+            "subject.json",
+            &SubjectOut {
+                n_responses: kept.len(),
+                n_stimuli: kept.len(),
+                n_voxels: v,
+                repeats: 0,
+                noise_ceiling: false,
+                nc_given: true,
             },
         )
     }

@@ -28,6 +28,9 @@ pub struct Labels {
     pub layer: String,
     /// Position of the layer in its source's `layers` list (depth order).
     pub layer_index: usize,
+    /// Which of the node's records (most nodes write one, named "").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub part: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +72,7 @@ impl NodeKind for TableTask {
         let (mut v_voxel, mut v_value) = (Vec::<i64>::new(), Vec::<f64>::new());
         for (i, labels) in self.records.iter().enumerate() {
             let entry = ctx.input(&format!("score:{i:05}"))?;
-            let (summary, voxels) = record::read(entry)?;
+            let (summary, voxels) = record::read_part(entry, &labels.part)?;
             let n = summary.height();
             let fixed = [
                 ("analysis", &labels.analysis),

@@ -94,50 +94,14 @@ pub fn fit(
         1.0,
         par(),
     );
+    // Columns are contiguous in faer: walk them as slices (indexing element
+    // by element is bounds-checked and strided, and was most of the time).
     let yy: Vec<f64> = (0..v)
-        .map(|j| {
-            (0..y_out.nrows())
-                .map(|i| y_out[(i, j)] * y_out[(i, j)])
-                .sum()
-        })
+        .into_par_iter()
+        .map(|j| y_out.col(j).iter().map(|x| x * x).sum())
         .collect();
-
     let n_l = lambdas.len();
-    let per_lambda: Vec<Vec<f64>> = lambdas
-        .par_iter()
-        .map(|&lam| {
-            let mut z = a.clone();
-            for k in 0..q {
-                let d = 1.0 / (s[k] + lam);
-                for j in 0..v {
-                    z[(k, j)] *= d;
-                }
-            }
-            let mut gz = Mat::<f64>::zeros(q, v);
-            matmul(
-                gz.as_mut(),
-                Accum::Replace,
-                g.as_ref(),
-                z.as_ref(),
-                1.0,
-                Par::Seq,
-            );
-            (0..v)
-                .map(|j| {
-                    let (mut cross, mut quad) = (0.0, 0.0);
-                    for k in 0..q {
-                        cross += c[(k, j)] * z[(k, j)];
-                        quad += z[(k, j)] * gz[(k, j)];
-                    }
-                    yy[j] - 2.0 * cross + quad
-                })
-                .collect()
-        })
-        .collect();
-    let mut loss = vec![0.0; n_l * v];
-    for (l, row) in per_lambda.iter().enumerate() {
-        loss[l * v..(l + 1) * v].copy_from_slice(row);
-    }
+    let loss = holdout_loss(&a, &c, &g, &s, &yy, lambdas);
     // The first least error, as np.argmin; a NaN error is never chosen.
     let best: Vec<usize> = (0..v)
         .map(|j| {
@@ -169,6 +133,123 @@ pub fn fit(
         loss,
         weights,
     })
+}
+
+/// Weights (XᵀX + λⱼI)⁻¹Xᵀyⱼ with each voxel's own λⱼ, from one
+/// eigendecomposition (the refit on train + holdout with the chosen λ).
+pub fn fit_per_voxel(
+    x: MatRef<'_, f64>,
+    y: MatRef<'_, f64>,
+    lambda: &[f64],
+) -> Result<Mat<f64>, String> {
+    let (q, v) = (x.ncols(), y.ncols());
+    let mut gram = Mat::<f64>::zeros(q, q);
+    matmul(gram.as_mut(), Accum::Replace, x.transpose(), x, 1.0, par());
+    let evd = gram
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| format!("eigendecomposition of XᵀX failed: {e:?}"))?;
+    let vecs = evd.U().to_owned();
+    let s: Vec<f64> = (0..q).map(|i| evd.S()[i]).collect();
+    let mut xty = Mat::<f64>::zeros(q, v);
+    matmul(xty.as_mut(), Accum::Replace, x.transpose(), y, 1.0, par());
+    let mut za = Mat::<f64>::zeros(q, v);
+    matmul(
+        za.as_mut(),
+        Accum::Replace,
+        vecs.transpose(),
+        xty.as_ref(),
+        1.0,
+        par(),
+    );
+    for j in 0..v {
+        for k in 0..q {
+            let d = s[k] + lambda[j];
+            if d <= 0.0 {
+                return Err(format!(
+                    "λ = {:e} makes XᵀX + λI singular or indefinite on the refit rows",
+                    lambda[j]
+                ));
+            }
+            za[(k, j)] /= d;
+        }
+    }
+    let mut w = Mat::<f64>::zeros(q, v);
+    matmul(
+        w.as_mut(),
+        Accum::Replace,
+        vecs.as_ref(),
+        za.as_ref(),
+        1.0,
+        par(),
+    );
+    Ok(w)
+}
+
+/// Summed squared holdout error of every λ for every voxel (n_λ × v,
+/// row-major): ‖y‖² − 2 cᵀz + zᵀGz with z = diag(1/(s+λ)) a. In parallel
+/// over blocks of voxels, each block reusing its own z and Gz for every λ.
+fn holdout_loss(
+    a: &Mat<f64>,
+    c: &Mat<f64>,
+    g: &Mat<f64>,
+    s: &[f64],
+    yy: &[f64],
+    lambdas: &[f64],
+) -> Vec<f64> {
+    const BLOCK: usize = 256;
+    let (q, v, n_l) = (a.nrows(), a.ncols(), lambdas.len());
+    let starts: Vec<usize> = (0..v).step_by(BLOCK).collect();
+    let blocks: Vec<Vec<f64>> = starts
+        .par_iter()
+        .map(|&j0| {
+            let w = BLOCK.min(v - j0);
+            let mut z = Mat::<f64>::zeros(q, w);
+            let mut gz = Mat::<f64>::zeros(q, w);
+            let mut out = vec![0.0; n_l * w];
+            let mut d = vec![0.0; q];
+            for (l, &lam) in lambdas.iter().enumerate() {
+                for (dk, &e) in d.iter_mut().zip(s) {
+                    *dk = 1.0 / (e + lam);
+                }
+                for jj in 0..w {
+                    let (zc, ac) = (z.col_as_slice_mut(jj), a.col_as_slice(j0 + jj));
+                    for ((zk, ak), dk) in zc.iter_mut().zip(ac).zip(&d) {
+                        *zk = ak * dk;
+                    }
+                }
+                matmul(
+                    gz.as_mut(),
+                    Accum::Replace,
+                    g.as_ref(),
+                    z.as_ref(),
+                    1.0,
+                    Par::Seq,
+                );
+                for jj in 0..w {
+                    let (zc, gc, cc) = (
+                        z.col_as_slice(jj),
+                        gz.col_as_slice(jj),
+                        c.col_as_slice(j0 + jj),
+                    );
+                    let (mut cross, mut quad) = (0.0, 0.0);
+                    for k in 0..q {
+                        cross += cc[k] * zc[k];
+                        quad += zc[k] * gc[k];
+                    }
+                    out[l * w + jj] = yy[j0 + jj] - 2.0 * cross + quad;
+                }
+            }
+            out
+        })
+        .collect();
+    let mut loss = vec![0.0; n_l * v];
+    for (&j0, blk) in starts.iter().zip(&blocks) {
+        let w = BLOCK.min(v - j0);
+        for l in 0..n_l {
+            loss[l * v + j0..l * v + j0 + w].copy_from_slice(&blk[l * w..(l + 1) * w]);
+        }
+    }
+    loss
 }
 
 impl HoldoutFit {
