@@ -90,7 +90,6 @@ def parse_args(argv=None):
     ap.add_argument("--reuse", action="store_true", help="use the data already in --dir")
     ap.add_argument("--skip-numpy", action="store_true",
                     help="only run runner (with --dir --reuse, after a full run)")
-    ap.add_argument("--no-steps", action="store_true", help="skip runner's per-step profile")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--_generate", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--_numpy", type=Path, help=argparse.SUPPRESS)
@@ -240,7 +239,7 @@ def build_runner():
 def run_runner(d: Path, a) -> dict:
     binary = target_dir() / "debug" / "examples" / "bench_lab08"
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
-    cmd = [str(binary), str(d)] + ([] if a.no_steps else ["--steps"])
+    cmd = [str(binary), str(d)]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
@@ -367,16 +366,6 @@ def main(argv=None) -> int:
                   f"{npy['r2']['min']:.3f} median {npy['r2']['median']:.3f} max "
                   f"{npy['r2']['max']:.3f}")
         print(f"runner  : λ index histogram {rs['lambda_index_histogram']}")
-        if rs.get("steps"):
-            print("\nrunner's fit step by step (a copy of ridge_holdout::fit with timers, "
-                  "one more run):\n")
-            print("| step | s | share |")
-            print("|---|---|---|")
-            tot = rs["steps"]["total"]
-            for k, s in rs["steps"].items():
-                if k != "total":
-                    print(f"| {k} | {s:.3f} | {100 * s / tot:.0f} % |")
-            print(f"| total | {tot:.3f} | 100 % |")
         print(f"\nrunner JSON: {json.dumps(rs)}")
         return 0 if ok else 1
     finally:

@@ -287,6 +287,23 @@ impl Analysis for RidgeHoldout {
                 subjects.push(h.subject.clone());
             }
         }
+        let neg: Vec<String> = self
+            .lambdas
+            .iter()
+            .filter(|l| **l < 0.0)
+            .map(|l| format!("{l:.3e}"))
+            .collect();
+        if !neg.is_empty() {
+            // Said once: the lab's grid does this on purpose or not, but a
+            // negative λ is not ridge; each fit's count is in its fit.json.
+            cx.warnings.push(format!(
+                "analyses.{}: {} of the λ grid's {} values are negative ({}), as the lab's grid is; voxels that choose them are fitted with less than no penalty",
+                cx.name,
+                neg.len(),
+                self.lambdas.len(),
+                neg.join(", ")
+            ));
+        }
         for sname in subjects {
             let subject = cx.shared.subject(&sname);
             if self.metrics.contains(&Metric::R2OverNc)
@@ -748,14 +765,7 @@ impl NodeKind for HoldoutFitTask {
 
     fn warnings(&self, entry: &dyn Fn() -> Result<crate::cache::Entry>) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        let neg = self.lambdas.iter().filter(|l| **l < 0.0).count();
         let fit: HoldoutFitOut = entry()?.read_json("fit.json")?;
-        if neg > 0 {
-            out.push(format!(
-                "{neg} of the λ grid's values are negative (the lab's grid does this); {} of {} voxels chose one",
-                fit.negative, fit.n_voxels
-            ));
-        }
         if fit.at_upper_edge > 0 {
             out.push(format!(
                 "{} of {} voxels chose the grid's largest λ; a wider grid may fit them better",
@@ -859,10 +869,6 @@ impl NodeKind for HoldoutScoreTask {
             &[Aggregate::Median],
         );
         rec.write(ctx)
-    }
-
-    fn warnings(&self, entry: &dyn Fn() -> Result<crate::cache::Entry>) -> Result<Vec<String>> {
-        crate::record::empty_warning(&entry()?)
     }
 }
 

@@ -259,7 +259,10 @@ pub fn generate(cfg: &Lab08SynthConfig, out: &Path) -> io::Result<Lab08SynthRepo
         out
     };
 
-    // ROI labels along the same axis, whole-brain as the lab stores them.
+    // ROI labels along the same axis, whole-brain as the lab stores them:
+    // the posterior half retinotopic (V1, V2, V3, hV4 by depth; ventral or
+    // dorsal by the k half), the anterior half category-selective (face and
+    // place areas side by side along i, body areas overlapping both).
     let mut labels = [
         vec![0i32; brain],
         vec![0i32; brain],
@@ -267,27 +270,31 @@ pub fn generate(cfg: &Lab08SynthConfig, out: &Path) -> io::Result<Lab08SynthRepo
         vec![0i32; brain],
     ];
     for &flat in &inside {
+        let (i, k) = (flat / (sj * sk), flat % sk);
         let d = depth(flat);
-        let pick = |lo: f64, hi: f64, count: usize| -> i32 {
-            if d < lo || d > hi {
-                return 0;
+        let ventral = k < sk / 2;
+        let band = |lo: f64, hi: f64, count: usize| -> Option<usize> {
+            (d >= lo && d < hi)
+                .then(|| (((d - lo) / (hi - lo) * count as f64) as usize).min(count - 1))
+        };
+        if let Some(area) = band(0.0, 0.5, 4) {
+            // V1v 1, V1d 2, V2v 3, V2d 4, V3v 5, V3d 6, hV4 7 (ventral only).
+            labels[0][flat] = match (area, ventral) {
+                (3, true) => 7,
+                (3, false) => 0,
+                (a, v) => (2 * a + if v { 1 } else { 2 }) as i32,
+            };
+        }
+        if let Some(area) = band(0.5, 1.01, FACE.len()) {
+            if i < si / 2 {
+                labels[1][flat] = area as i32 + 1;
+            } else {
+                labels[2][flat] = area as i32 + 1;
             }
-            (((d - lo) / (hi - lo).max(1e-9) * count as f64).floor() as usize).min(count - 1) as i32
-                + 1
-        };
-        labels[0][flat] = pick(0.0, 0.55, RETINO.len());
-        labels[1][flat] = pick(0.55, 1.0, FACE.len());
-        // Place and body areas overlap face areas, as fLoc ROIs do.
-        labels[2][flat] = if (flat % si) < si / 2 {
-            pick(0.6, 1.0, PLACE.len())
-        } else {
-            0
-        };
-        labels[3][flat] = if (flat % si) >= si / 2 {
-            pick(0.5, 1.0, BODY.len())
-        } else {
-            0
-        };
+            if !ventral {
+                labels[3][flat] = area as i32 + 1;
+            }
+        }
     }
     let to_f64 = |x: &[i32]| x.iter().map(|&l| l as f64).collect::<Vec<f64>>();
 
