@@ -602,3 +602,62 @@ fn the_synthetic_lab_runs_with_maps() {
         .count();
     assert!(winners >= 3, "only {winners} layers win any voxel");
 }
+
+#[test]
+fn refit_and_a_free_intercept_change_the_fit() {
+    let opts = "best_layer = false\nmaps = false";
+    let seed = Env::with("lab08", &experiment("[]", opts));
+    seed.exec();
+    let base = per_voxel(&voxel_scores(&seed.dir), "Conv1", "r2");
+    for extra in ["refit = true", "penalize_intercept = false"] {
+        let env = Env::with("lab08", &experiment("[]", &format!("{opts}\n{extra}")));
+        env.exec();
+        let r2 = per_voxel(&voxel_scores(&env.dir), "Conv1", "r2");
+        let moved = r2.iter().zip(&base).filter(|(a, b)| (*a - *b).abs() > 1e-9).count();
+        assert!(moved > 0, "{extra} changed no voxel's R²");
+        assert!(r2.iter().all(|x| x.is_finite()), "{extra}: {r2:?}");
+    }
+}
+
+/// `file:line:col` of the first occurrence of `needle` in `text`.
+fn at(file: &str, text: &str, needle: &str) -> String {
+    let (i, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
+        .unwrap();
+    format!("{file}:{}:{}", i + 1, line.find(needle).unwrap() + 1)
+}
+
+#[test]
+fn bad_lab08_tables_point_at_the_file() {
+    let plan_fails = |toml: &str, needle: String| {
+        let env = Env::with("lab08", toml);
+        let out = env.run(&["plan", "lab.toml"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&needle), "expected `{needle}` in:\n{}", stderr(&out));
+    };
+    let one = experiment(r#"[["Conv1"]]"#, "");
+    plan_fails(
+        &one,
+        format!(
+            "{}: a partition has 2 or 3 feature sets; [Conv1] has 1",
+            at("lab.toml", &one, "[[\"Conv1\"]]")
+        ),
+    );
+    let unknown = experiment(r#"[["Conv1", "fc7"]]"#, "");
+    plan_fails(
+        &unknown,
+        "varpart names `fc7`, which is no layer of this analysis's features for subject `subj01`".into(),
+    );
+    let hemis = experiment("[]", "").replace("format = \"lab08\"", "format = \"lab08\"\nhemis = [\"lh\"]");
+    plan_fails(
+        &hemis,
+        format!(
+            "{}: `hemis` does not apply to format \"lab08\"",
+            at("lab.toml", &hemis, "[\"lh\"]")
+        ),
+    );
+    let grid = experiment("[]", "lambda_grid = \"sklearn\"");
+    plan_fails(&grid, format!("{}: unknown λ grid `sklearn`", at("lab.toml", &grid, "\"sklearn\"")));
+}

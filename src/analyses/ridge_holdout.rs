@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use faer::Mat;
+use rayon::prelude::*;
 use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
@@ -646,41 +647,23 @@ impl NodeKind for HoldoutFitTask {
         let xz = zscore_with_intercept(&x, p, &stats, self.epsilon);
         drop(x);
         let q = p + 1;
-        let mut x_trn = rows_of(&xz, q, &split.fit);
-        let mut x_out = rows_of(&xz, q, &split.holdout);
-        let mut x_val = rows_of(&xz, q, &split.score);
-        let mut y_trn = rows_of(&y.data, v, &split.fit);
-        let mut y_out = rows_of(&y.data, v, &split.holdout);
+        let x_trn = rows_of(&xz, q, &split.fit);
+        let x_out = rows_of(&xz, q, &split.holdout);
+        let x_val = rows_of(&xz, q, &split.score);
+        let y_trn = rows_of(&y.data, v, &split.fit);
+        let y_out = rows_of(&y.data, v, &split.holdout);
         let y_val = rows_of(&y.data, v, &split.score);
-        // An unpenalised intercept: centre X and y on the fit rows and drop
-        // the ones column; the intercept is then the fit rows' mean exactly.
-        let mut centre: Option<(Vec<f64>, Vec<f64>)> = None;
-        if !self.penalize_intercept {
-            let mx: Vec<f64> = (0..p)
-                .map(|j| {
-                    (0..x_trn.nrows()).map(|i| x_trn[(i, j)]).sum::<f64>() / x_trn.nrows() as f64
-                })
-                .collect();
-            let my: Vec<f64> = (0..v)
-                .map(|j| {
-                    (0..y_trn.nrows()).map(|i| y_trn[(i, j)]).sum::<f64>() / y_trn.nrows() as f64
-                })
-                .collect();
-            let c = |m: &Mat<f64>| Mat::from_fn(m.nrows(), p, |i, j| m[(i, j)] - mx[j]);
-            x_trn = c(&x_trn);
-            x_out = c(&x_out);
-            x_val = c(&x_val);
-            y_trn = Mat::from_fn(y_trn.nrows(), v, |i, j| y_trn[(i, j)] - my[j]);
-            y_out = Mat::from_fn(y_out.nrows(), v, |i, j| y_out[(i, j)] - my[j]);
-            centre = Some((mx, my));
-        }
         ctx.progress.set_message(format!(
-            "ridge {}×{} → {v} voxels, {} λ",
+            "ridge {}×{q} → {v} voxels, {} λ",
             split.fit.len(),
-            x_trn.ncols(),
             self.lambdas.len()
         ));
-        let fit = ridge_holdout::fit(
+        let solve = if self.penalize_intercept {
+            ridge_holdout::fit
+        } else {
+            ridge_holdout::fit_free_intercept
+        };
+        let fit = solve(
             x_trn.as_ref(),
             y_trn.as_ref(),
             x_out.as_ref(),
@@ -696,8 +679,12 @@ impl NodeKind for HoldoutFitTask {
         let weights = if self.refit {
             let x_all = faer::concat![[x_trn], [x_out]];
             let y_all = faer::concat![[y_trn], [y_out]];
-            ridge_holdout::fit_per_voxel(x_all.as_ref(), y_all.as_ref(), &chosen)
-                .map_err(|m| ctx.fail(m))?
+            let refit = if self.penalize_intercept {
+                ridge_holdout::fit_per_voxel
+            } else {
+                ridge_holdout::fit_per_voxel_free_intercept
+            };
+            refit(x_all.as_ref(), y_all.as_ref(), &chosen).map_err(|m| ctx.fail(m))?
         } else {
             fit.weights.clone()
         };
@@ -710,35 +697,19 @@ impl NodeKind for HoldoutFitTask {
             1.0,
             faer::Par::rayon(0),
         );
-        if let Some((_, my)) = &centre {
-            for i in 0..pred.nrows() {
-                for j in 0..v {
-                    pred[(i, j)] += my[j];
-                }
-            }
-        }
         let (r2, r): (Vec<f64>, Vec<f64>) = (0..v)
+            .into_par_iter()
             .map(|j| {
-                let t: Vec<f64> = (0..y_val.nrows()).map(|i| y_val[(i, j)]).collect();
-                let pr: Vec<f64> = (0..pred.nrows()).map(|i| pred[(i, j)]).collect();
+                let t: Vec<f64> = y_val.col(j).iter().copied().collect();
+                let pr: Vec<f64> = pred.col(j).iter().copied().collect();
                 (
                     crate::numerics::metrics::r2(&t, &pr),
                     crate::numerics::metrics::pearson_r(&pr, &t),
                 )
             })
             .unzip();
-        // Weights as the lab's [q, v]; with an unpenalised intercept the
-        // last row is the intercept in the z-scored features' units.
-        let weights_out: Vec<f64> = if let Some((mx, my)) = &centre {
-            let mut w = crate::numerics::ridge::to_row_major(weights.as_ref());
-            let b: Vec<f64> = (0..v)
-                .map(|j| my[j] - (0..p).map(|k| mx[k] * weights[(k, j)]).sum::<f64>())
-                .collect();
-            w.extend(b);
-            w
-        } else {
-            crate::numerics::ridge::to_row_major(weights.as_ref())
-        };
+        // Weights as the lab's [q, v], the intercept last.
+        let weights_out = crate::numerics::ridge::to_row_major(weights.as_ref());
         let lambda_index: Vec<f64> = fit.best.iter().map(|&b| b as f64).collect();
         ctx.out.write_npy("r2.npy", &[v], &r2)?;
         ctx.out.write_npy("pearson_r.npy", &[v], &r)?;

@@ -252,6 +252,65 @@ fn holdout_loss(
     loss
 }
 
+/// The columns of `x` but the last (the ones) and `y`, centred on their
+/// means over the rows; with the means.
+fn centred(x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>, Vec<f64>, Vec<f64>) {
+    let (n, p) = (x.nrows(), x.ncols() - 1);
+    let mean = |m: MatRef<'_, f64>, j: usize| m.col(j).iter().sum::<f64>() / n as f64;
+    let mx: Vec<f64> = (0..p).map(|j| mean(x, j)).collect();
+    let my: Vec<f64> = (0..y.ncols()).map(|j| mean(y, j)).collect();
+    let xc = Mat::from_fn(n, p, |i, j| x[(i, j)] - mx[j]);
+    let yc = Mat::from_fn(n, y.ncols(), |i, j| y[(i, j)] - my[j]);
+    (xc, yc, mx, my)
+}
+
+/// Weights of the centred problem with the intercept appended as the last
+/// row: b = ȳ − x̄ᵀw, so that [X 1]·[w; b] = (X − x̄)w + ȳ.
+fn with_intercept(w: Mat<f64>, mx: &[f64], my: &[f64]) -> Mat<f64> {
+    let (p, v) = (w.nrows(), w.ncols());
+    Mat::from_fn(p + 1, v, |k, j| {
+        if k < p {
+            w[(k, j)]
+        } else {
+            my[j] - (0..p).map(|i| mx[i] * w[(i, j)]).sum::<f64>()
+        }
+    })
+}
+
+/// [`fit`] with the last column of X (the ones) left unpenalised:
+/// (XᵀX + λD)⁻¹Xᵀy with D = diag(1, …, 1, 0). Centring the other columns and
+/// y on the fit rows makes the intercept the fit rows' mean and leaves
+/// ordinary ridge on the rest, so the one-decomposition path still applies.
+/// The weights' last row is the intercept.
+pub fn fit_free_intercept(
+    x_trn: MatRef<'_, f64>,
+    y_trn: MatRef<'_, f64>,
+    x_out: MatRef<'_, f64>,
+    y_out: MatRef<'_, f64>,
+    lambdas: &[f64],
+) -> Result<HoldoutFit, String> {
+    let (xc, yc, mx, my) = centred(x_trn, y_trn);
+    let p = xc.ncols();
+    let xo = Mat::from_fn(x_out.nrows(), p, |i, j| x_out[(i, j)] - mx[j]);
+    let yo = Mat::from_fn(y_out.nrows(), y_out.ncols(), |i, j| y_out[(i, j)] - my[j]);
+    let fit = fit(xc.as_ref(), yc.as_ref(), xo.as_ref(), yo.as_ref(), lambdas)?;
+    Ok(HoldoutFit {
+        weights: with_intercept(fit.weights, &mx, &my),
+        ..fit
+    })
+}
+
+/// [`fit_per_voxel`] with the last column unpenalised (as [`fit_free_intercept`]).
+pub fn fit_per_voxel_free_intercept(
+    x: MatRef<'_, f64>,
+    y: MatRef<'_, f64>,
+    lambda: &[f64],
+) -> Result<Mat<f64>, String> {
+    let (xc, yc, mx, my) = centred(x, y);
+    let w = fit_per_voxel(xc.as_ref(), yc.as_ref(), lambda)?;
+    Ok(with_intercept(w, &mx, &my))
+}
+
 impl HoldoutFit {
     /// Predictions X W (n × v).
     pub fn predict(&self, x: MatRef<'_, f64>) -> Mat<f64> {
@@ -298,6 +357,50 @@ mod tests {
         let a = load(name);
         let (r, c) = a.rows_cols();
         from_row_major(&a.data, r, c)
+    }
+
+    /// (XᵀX + λD)⁻¹Xᵀy by a dense solve, D = diag(1, …, 1, d_last).
+    fn direct(x: &Mat<f64>, y: &Mat<f64>, lam: f64, d_last: f64) -> Mat<f64> {
+        let q = x.ncols();
+        let mut a = x.transpose() * x;
+        for k in 0..q {
+            a[(k, k)] += lam * if k + 1 == q { d_last } else { 1.0 };
+        }
+        let b = x.transpose() * y;
+        use faer::linalg::solvers::Solve;
+        a.partial_piv_lu().solve(&b)
+    }
+
+    #[test]
+    fn a_free_intercept_is_ridge_with_the_ones_column_unpenalised() {
+        let (x, y) = (mat("x_trn"), mat("y_trn"));
+        let (xo, yo) = (mat("x_out"), mat("y_out"));
+        let lambdas = [0.5, 30.0, 900.0];
+        let fit = fit_free_intercept(x.as_ref(), y.as_ref(), xo.as_ref(), yo.as_ref(), &lambdas).unwrap();
+        let rel = |g: f64, w: f64| (g - w).abs() / w.abs().max(1e-9);
+        for j in 0..y.ncols() {
+            let lam = lambdas[fit.best[j]];
+            let want = direct(&x, &y, lam, 0.0);
+            for k in 0..x.ncols() {
+                assert!(rel(fit.weights[(k, j)], want[(k, j)]) < 1e-9, "voxel {j} row {k}");
+            }
+        }
+        // Penalised (the seed's) differs: the intercept is shrunk.
+        let pen = direct(&x, &y, 900.0, 1.0);
+        let free = direct(&x, &y, 900.0, 0.0);
+        let last = x.ncols() - 1;
+        assert!((pen[(last, 0)] - free[(last, 0)]).abs() > 1e-6);
+        // The refit's per-voxel path agrees with the same dense solves.
+        let per: Vec<f64> = (0..y.ncols()).map(|j| lambdas[j % 3]).collect();
+        let w = fit_per_voxel_free_intercept(x.as_ref(), y.as_ref(), &per).unwrap();
+        let wp = fit_per_voxel(x.as_ref(), y.as_ref(), &per).unwrap();
+        for j in 0..y.ncols() {
+            let (f, p) = (direct(&x, &y, per[j], 0.0), direct(&x, &y, per[j], 1.0));
+            for k in 0..x.ncols() {
+                assert!(rel(w[(k, j)], f[(k, j)]) < 1e-9);
+                assert!(rel(wp[(k, j)], p[(k, j)]) < 1e-9);
+            }
+        }
     }
 
     #[test]
