@@ -141,6 +141,13 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                     if let Some(dir) = check_images.get(sname) {
                         dir.check_images()?;
                     }
+                    if images[sname].is_empty() {
+                        return Err(Error::usage(format!(
+                            "features.{}: subject `{sname}` ({}) ships no images to run `{model}` on",
+                            f.name, subject.format
+                        ))
+                        .with_help("use the lab's precomputed features: kind = \"hdf5\" (S1_<layer>_pca100.hdf5) or kind = \"npy\""));
+                    }
                     Some(add_extract(
                         &mut g,
                         &train_nodes,

@@ -613,7 +613,11 @@ fn refit_and_a_free_intercept_change_the_fit() {
         let env = Env::with("lab08", &experiment("[]", &format!("{opts}\n{extra}")));
         env.exec();
         let r2 = per_voxel(&voxel_scores(&env.dir), "Conv1", "r2");
-        let moved = r2.iter().zip(&base).filter(|(a, b)| (*a - *b).abs() > 1e-9).count();
+        let moved = r2
+            .iter()
+            .zip(&base)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-9)
+            .count();
         assert!(moved > 0, "{extra} changed no voxel's R²");
         assert!(r2.iter().all(|x| x.is_finite()), "{extra}: {r2:?}");
     }
@@ -635,7 +639,11 @@ fn bad_lab08_tables_point_at_the_file() {
         let env = Env::with("lab08", toml);
         let out = env.run(&["plan", "lab.toml"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert!(stderr(&out).contains(&needle), "expected `{needle}` in:\n{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&needle),
+            "expected `{needle}` in:\n{}",
+            stderr(&out)
+        );
     };
     let one = experiment(r#"[["Conv1"]]"#, "");
     plan_fails(
@@ -648,9 +656,11 @@ fn bad_lab08_tables_point_at_the_file() {
     let unknown = experiment(r#"[["Conv1", "fc7"]]"#, "");
     plan_fails(
         &unknown,
-        "varpart names `fc7`, which is no layer of this analysis's features for subject `subj01`".into(),
+        "varpart names `fc7`, which is no layer of this analysis's features for subject `subj01`"
+            .into(),
     );
-    let hemis = experiment("[]", "").replace("format = \"lab08\"", "format = \"lab08\"\nhemis = [\"lh\"]");
+    let hemis =
+        experiment("[]", "").replace("format = \"lab08\"", "format = \"lab08\"\nhemis = [\"lh\"]");
     plan_fails(
         &hemis,
         format!(
@@ -659,5 +669,49 @@ fn bad_lab08_tables_point_at_the_file() {
         ),
     );
     let grid = experiment("[]", "lambda_grid = \"sklearn\"");
-    plan_fails(&grid, format!("{}: unknown λ grid `sklearn`", at("lab.toml", &grid, "\"sklearn\"")));
+    plan_fails(
+        &grid,
+        format!(
+            "{}: unknown λ grid `sklearn`",
+            at("lab.toml", &grid, "\"sklearn\"")
+        ),
+    );
+}
+
+#[test]
+fn npy_features_of_a_lab08_subject_are_its_image_rows() {
+    // The same Conv1 matrix as .npy: the same fit as from the HDF5 file.
+    let toml = experiment("[]", "best_layer = false\nmaps = false").replace(
+        "[features.alexnet]\nkind = \"hdf5\"\npath = \"data/{subject}/S1_{layer}_pca100.hdf5\"\nlayers = [\"Conv1\", \"Conv2\", \"Conv3\", \"Conv4\", \"Conv5\"]",
+        "[features.alexnet]\nkind = \"npy\"\ndir = \"npy/{subject}\"\nlayers = [\"Conv1\"]",
+    );
+    assert!(toml.contains("kind = \"npy\""));
+    let env = Env::with("lab08", &toml);
+    let a =
+        runner::hdf5::read_f64(&env.subject().join("S1_Conv1_pca100.hdf5"), "features").unwrap();
+    fs::create_dir_all(env.dir.join("npy/subj01")).unwrap();
+    let f32s: Vec<f32> = a.data.iter().map(|&x| x as f32).collect();
+    runner::npy::write(&env.dir.join("npy/subj01/Conv1.npy"), &a.shape, &f32s).unwrap();
+    env.exec();
+    let r2 = per_voxel(&voxel_scores(&env.dir), "Conv1", "r2");
+    close(
+        &r2,
+        &npy(&fixture("lab08/expected/r2_Conv1.npy")),
+        1e-6,
+        "R² from .npy",
+    );
+    // A net cannot run on a subject without images.
+    let ex = toml.replace(
+        "[features.alexnet]\nkind = \"npy\"\ndir = \"npy/{subject}\"\nlayers = [\"Conv1\"]",
+        "[models.net]\narch = \"alexnet\"\n\n[features.alexnet]\nkind = \"extract\"\nmodel = \"net\"\nlayers = [\"features.2\"]",
+    );
+    fs::write(env.dir.join("lab.toml"), ex).unwrap();
+    let out = env.run(&["plan", "lab.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("features.alexnet: subject `subj01` (lab08) ships no images to run `net` on"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -27,8 +27,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use faer::Mat;
-use rayon::prelude::*;
 use petgraph::graph::NodeIndex;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use toml::de::DeValue;

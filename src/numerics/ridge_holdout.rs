@@ -376,13 +376,17 @@ mod tests {
         let (x, y) = (mat("x_trn"), mat("y_trn"));
         let (xo, yo) = (mat("x_out"), mat("y_out"));
         let lambdas = [0.5, 30.0, 900.0];
-        let fit = fit_free_intercept(x.as_ref(), y.as_ref(), xo.as_ref(), yo.as_ref(), &lambdas).unwrap();
+        let fit =
+            fit_free_intercept(x.as_ref(), y.as_ref(), xo.as_ref(), yo.as_ref(), &lambdas).unwrap();
         let rel = |g: f64, w: f64| (g - w).abs() / w.abs().max(1e-9);
         for j in 0..y.ncols() {
             let lam = lambdas[fit.best[j]];
             let want = direct(&x, &y, lam, 0.0);
             for k in 0..x.ncols() {
-                assert!(rel(fit.weights[(k, j)], want[(k, j)]) < 1e-9, "voxel {j} row {k}");
+                assert!(
+                    rel(fit.weights[(k, j)], want[(k, j)]) < 1e-9,
+                    "voxel {j} row {k}"
+                );
             }
         }
         // Penalised (the seed's) differs: the intercept is shrunk.
