@@ -39,38 +39,9 @@ use runner::npy;
 use runner::numerics::ridge::from_row_major;
 use runner::numerics::ridge_holdout::{self, HoldoutFit, lab08_lambdas};
 
-fn kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Peak RSS since the last reset, in MiB.
-fn peak_mib() -> f64 {
-    kib("VmHWM:") as f64 / 1024.0
-}
-
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// CPU seconds of this process, all threads.
-fn cpu_s() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
-        .unwrap_or(f64::NAN)
-}
+#[path = "common/proc_stats.rs"]
+mod proc_stats;
+use proc_stats::{cpu_s, peak_mib, reset_peak};
 
 struct Stages(Vec<(String, f64, f64, f64)>);
 

@@ -343,18 +343,11 @@ fn nsd_subject(
     let table = VoxelTable::read_csv(&dir.voxels_file())?;
     let per_hemi = |h: &str| table.hemi.iter().filter(|x| *x == h).count();
     dir.check_brain(&all_splits, &s.hemis, &per_hemi)?;
-    let mut inputs = BTreeMap::new();
-    for f in dir.brain_inputs(&all_splits, &s.hemis) {
-        if !f.is_file() {
-            return Err(Error::data(&f, "missing file in the subject directory"));
-        }
-        let rel = f
-            .strip_prefix(&dir.dir)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .to_string();
-        inputs.insert(rel, hash_file(&f)?);
+    let brain = dir.brain_inputs(&all_splits, &s.hemis);
+    if let Some(f) = brain.iter().find(|f| !f.is_file()) {
+        return Err(Error::data(f, "missing file in the subject directory"));
     }
+    let inputs = hashed_inputs(&brain, &dir.dir)?;
     let task = nodes::subject::SubjectTask {
         dir: s.path.clone(),
         splits: all_splits.clone(),
@@ -419,15 +412,7 @@ fn algonauts_subject(
             ),
         ));
     }
-    let mut inputs = BTreeMap::new();
-    for f in subj.input_files() {
-        let rel = f
-            .strip_prefix(&s.path)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .to_string();
-        inputs.insert(rel, hash_file(&f)?);
-    }
+    let inputs = hashed_inputs(&subj.input_files(), &s.path)?;
     let table = subj.voxel_table();
     let keep: Vec<usize> = (0..table.len())
         .filter(|&i| s.hemis.contains(&table.hemi[i]))
@@ -477,15 +462,7 @@ fn lab08_subject(
     s: &crate::config::Subject,
 ) -> Result<(SharedSubject, VoxelTable, usize)> {
     let subj = crate::lab08::Lab08Subject::open(&s.path)?;
-    let mut inputs = BTreeMap::new();
-    for f in subj.input_files() {
-        let rel = f
-            .strip_prefix(&s.path)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .to_string();
-        inputs.insert(rel, hash_file(&f)?);
-    }
+    let inputs = hashed_inputs(&subj.input_files(), &s.path)?;
     let table = subj.voxel_table();
     let (rows, v) = subj.betas_shape;
     let n = subj.responding_rows().len();
@@ -746,6 +723,21 @@ fn add_extract(
         upstream,
         inputs,
     ))
+}
+
+/// A subject node's inputs: each file's blake3 by its path in the subject's
+/// directory (so that moving the directory re-runs nothing).
+fn hashed_inputs(files: &[PathBuf], base: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    let mut inputs = BTreeMap::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(base)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .to_string();
+        inputs.insert(rel, hash_file(f)?);
+    }
+    Ok(inputs)
 }
 
 fn folder_of(p: &std::path::Path) -> String {

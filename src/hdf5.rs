@@ -60,14 +60,17 @@ fn bad(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::data(path, format!("unreadable HDF5: {e}"))
 }
 
-/// A numeric dataset as f64 (any float or integer storage type).
-pub fn read_f64(path: &Path, dataset: &str) -> Result<Array<f64>> {
-    let f = open(path)?;
-    let d = f.dataset(dataset).map_err(|_| {
+fn dataset_of(path: &Path, dataset: &str) -> Result<hdf5_reader::Dataset> {
+    open(path)?.dataset(dataset).map_err(|_| {
         let have = datasets(path).unwrap_or_default();
         Error::data(path, format!("has no dataset `{dataset}`"))
             .with_help(format!("datasets in the file: {}", have.join(", ")))
-    })?;
+    })
+}
+
+/// A numeric dataset as f64 (any float or integer storage type).
+pub fn read_f64(path: &Path, dataset: &str) -> Result<Array<f64>> {
+    let d = dataset_of(path, dataset)?;
     let shape: Vec<usize> = d.shape().iter().map(|&s| s as usize).collect();
     let e = |err: hdf5_reader::error::Error| bad(path, format!("dataset `{dataset}`: {err}"));
     let data: Vec<f64> = match d.dtype() {
@@ -128,12 +131,7 @@ pub fn read_f64(path: &Path, dataset: &str) -> Result<Array<f64>> {
 
 /// A dataset's shape, without reading its values (plan-time checks).
 pub fn shape(path: &Path, dataset: &str) -> Result<Vec<usize>> {
-    let f = open(path)?;
-    let d = f.dataset(dataset).map_err(|_| {
-        let have = datasets(path).unwrap_or_default();
-        Error::data(path, format!("has no dataset `{dataset}`"))
-            .with_help(format!("datasets in the file: {}", have.join(", ")))
-    })?;
+    let d = dataset_of(path, dataset)?;
     Ok(d.shape().iter().map(|&s| s as usize).collect())
 }
 

@@ -31,8 +31,58 @@ fn par() -> Par {
     Par::rayon(0)
 }
 
-/// `x_*` are row-major n × q (the intercept column already appended), `y_*`
-/// row-major n × v.
+/// A B, in parallel.
+fn mul(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
+    matmul(out.as_mut(), Accum::Replace, a, b, 1.0, par());
+    out
+}
+
+/// XᵀX = V diag(s) Vᵀ, and A = Vᵀ Xᵀ Y: all any λ needs of the fit rows.
+struct Spectrum {
+    vecs: Mat<f64>,
+    s: Vec<f64>,
+    a: Mat<f64>,
+}
+
+impl Spectrum {
+    fn of(x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<Spectrum, String> {
+        let evd = mul(x.transpose(), x)
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|e| format!("eigendecomposition of XᵀX failed: {e:?}"))?;
+        let vecs = evd.U().to_owned();
+        let s: Vec<f64> = (0..x.ncols()).map(|i| evd.S()[i]).collect();
+        let a = mul(vecs.transpose(), mul(x.transpose(), y).as_ref());
+        Ok(Spectrum { vecs, s, a })
+    }
+
+    /// The first λ for which XᵀX + λI is not positive definite.
+    fn check(&self, lambdas: &[f64]) -> Result<(), String> {
+        match lambdas
+            .iter()
+            .find(|&&l| self.s.iter().any(|&e| e + l <= 0.0))
+        {
+            Some(lam) => Err(format!(
+                "λ = {lam:e} makes XᵀX + λI singular or indefinite (smallest eigenvalue {:e})",
+                self.s.iter().copied().fold(f64::INFINITY, f64::min)
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// W[:, j] = V diag(1/(s+λⱼ)) A[:, j], each voxel with its own λ.
+    fn weights(&self, lambda: &[f64]) -> Mat<f64> {
+        let mut za = self.a.clone();
+        for (j, &lam) in lambda.iter().enumerate() {
+            for (z, e) in za.col_as_slice_mut(j).iter_mut().zip(&self.s) {
+                *z /= e + lam;
+            }
+        }
+        mul(self.vecs.as_ref(), za.as_ref())
+    }
+}
+
+/// `x_*` are n × q (the intercept column already appended), `y_*` n × v.
 pub fn fit(
     x_trn: MatRef<'_, f64>,
     y_trn: MatRef<'_, f64>,
@@ -40,68 +90,19 @@ pub fn fit(
     y_out: MatRef<'_, f64>,
     lambdas: &[f64],
 ) -> Result<HoldoutFit, String> {
-    let q = x_trn.ncols();
     let v = y_trn.ncols();
-    let mut gram = Mat::<f64>::zeros(q, q);
-    matmul(
-        gram.as_mut(),
-        Accum::Replace,
-        x_trn.transpose(),
-        x_trn,
-        1.0,
-        par(),
-    );
-    let evd = gram
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| format!("eigendecomposition of XᵀX failed: {e:?}"))?;
-    let vecs = evd.U().to_owned();
-    let s: Vec<f64> = (0..q).map(|i| evd.S()[i]).collect();
-    if let Some(&lam) = lambdas.iter().find(|&&l| s.iter().any(|&e| e + l <= 0.0)) {
-        return Err(format!(
-            "λ = {lam:e} makes XᵀX + λI singular or indefinite (smallest eigenvalue {:e})",
-            s.iter().copied().fold(f64::INFINITY, f64::min)
-        ));
-    }
-    // A = Vᵀ Xᵀ Y (q × v), B = X_out V (n_out × q), c = Bᵀ y_out, G = BᵀB.
-    let mut xty = Mat::<f64>::zeros(q, v);
-    matmul(
-        xty.as_mut(),
-        Accum::Replace,
-        x_trn.transpose(),
-        y_trn,
-        1.0,
-        par(),
-    );
-    let mut a = Mat::<f64>::zeros(q, v);
-    matmul(
-        a.as_mut(),
-        Accum::Replace,
-        vecs.transpose(),
-        xty.as_ref(),
-        1.0,
-        par(),
-    );
-    let mut b = Mat::<f64>::zeros(x_out.nrows(), q);
-    matmul(b.as_mut(), Accum::Replace, x_out, vecs.as_ref(), 1.0, par());
-    let mut c = Mat::<f64>::zeros(q, v);
-    matmul(c.as_mut(), Accum::Replace, b.transpose(), y_out, 1.0, par());
-    let mut g = Mat::<f64>::zeros(q, q);
-    matmul(
-        g.as_mut(),
-        Accum::Replace,
-        b.transpose(),
-        b.as_ref(),
-        1.0,
-        par(),
-    );
-    // Columns are contiguous in faer: walk them as slices (indexing element
-    // by element is bounds-checked and strided, and was most of the time).
+    let sp = Spectrum::of(x_trn, y_trn)?;
+    sp.check(lambdas)?;
+    // B = X_out V (n_out × q), c = Bᵀ y_out, G = BᵀB.
+    let b = mul(x_out, sp.vecs.as_ref());
+    let c = mul(b.transpose(), y_out);
+    let g = mul(b.transpose(), b.as_ref());
     let yy: Vec<f64> = (0..v)
         .into_par_iter()
         .map(|j| y_out.col(j).iter().map(|x| x * x).sum())
         .collect();
     let n_l = lambdas.len();
-    let loss = holdout_loss(&a, &c, &g, &s, &yy, lambdas);
+    let loss = holdout_loss(&sp.a, &c, &g, &sp.s, &yy, lambdas);
     // The first least error, as np.argmin; a NaN error is never chosen.
     let best: Vec<usize> = (0..v)
         .map(|j| {
@@ -111,27 +112,11 @@ pub fn fit(
             })
         })
         .collect();
-    // W[:, j] = V diag(1/(s+λ_j)) A[:, j].
-    let mut za = Mat::<f64>::zeros(q, v);
-    for j in 0..v {
-        let lam = lambdas[best[j]];
-        for k in 0..q {
-            za[(k, j)] = a[(k, j)] / (s[k] + lam);
-        }
-    }
-    let mut weights = Mat::<f64>::zeros(q, v);
-    matmul(
-        weights.as_mut(),
-        Accum::Replace,
-        vecs.as_ref(),
-        za.as_ref(),
-        1.0,
-        par(),
-    );
+    let chosen: Vec<f64> = best.iter().map(|&b| lambdas[b]).collect();
     Ok(HoldoutFit {
+        weights: sp.weights(&chosen),
         best,
         loss,
-        weights,
     })
 }
 
@@ -142,47 +127,13 @@ pub fn fit_per_voxel(
     y: MatRef<'_, f64>,
     lambda: &[f64],
 ) -> Result<Mat<f64>, String> {
-    let (q, v) = (x.ncols(), y.ncols());
-    let mut gram = Mat::<f64>::zeros(q, q);
-    matmul(gram.as_mut(), Accum::Replace, x.transpose(), x, 1.0, par());
-    let evd = gram
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| format!("eigendecomposition of XᵀX failed: {e:?}"))?;
-    let vecs = evd.U().to_owned();
-    let s: Vec<f64> = (0..q).map(|i| evd.S()[i]).collect();
-    let mut xty = Mat::<f64>::zeros(q, v);
-    matmul(xty.as_mut(), Accum::Replace, x.transpose(), y, 1.0, par());
-    let mut za = Mat::<f64>::zeros(q, v);
-    matmul(
-        za.as_mut(),
-        Accum::Replace,
-        vecs.transpose(),
-        xty.as_ref(),
-        1.0,
-        par(),
-    );
-    for j in 0..v {
-        for k in 0..q {
-            let d = s[k] + lambda[j];
-            if d <= 0.0 {
-                return Err(format!(
-                    "λ = {:e} makes XᵀX + λI singular or indefinite on the refit rows",
-                    lambda[j]
-                ));
-            }
-            za[(k, j)] /= d;
-        }
-    }
-    let mut w = Mat::<f64>::zeros(q, v);
-    matmul(
-        w.as_mut(),
-        Accum::Replace,
-        vecs.as_ref(),
-        za.as_ref(),
-        1.0,
-        par(),
-    );
-    Ok(w)
+    let sp = Spectrum::of(x, y)?;
+    let mut distinct: Vec<f64> = lambda.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    sp.check(&distinct)
+        .map_err(|m| format!("{m} on the refit rows"))?;
+    Ok(sp.weights(lambda))
 }
 
 /// Summed squared holdout error of every λ for every voxel (n_λ × v,
