@@ -37,5 +37,6 @@ pub mod results;
 pub mod source;
 pub mod synth;
 pub mod train;
+pub mod vim1;
 pub mod vocab;
 pub mod volume;

@@ -249,6 +249,7 @@ pub fn score_voxels(
             let vals = match m {
                 Metric::R2 => cols.iter().map(|c| c.0).collect(),
                 Metric::PearsonR => cols.iter().map(|c| c.1).collect(),
+                Metric::PearsonR2 => cols.iter().map(|c| c.1 * c.1).collect(),
                 Metric::R2OverNc => {
                     let nc = nc.expect("R²/NC is only asked of subjects with a noise ceiling");
                     cols.iter().zip(nc).map(|(c, nc)| c.0 / nc).collect()
@@ -257,4 +258,33 @@ pub fn score_voxels(
             (m, vals)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_voxels;
+    use crate::vocab::Metric;
+
+    #[test]
+    fn pearson_r2_is_the_squared_correlation_not_r2() {
+        // One voxel: r = 4 / 5 = 0.8 exactly (scipy's linregress rvalue).
+        let pred = [1.0, 2.0, 3.0, 4.0];
+        let truth = [1.0, 3.0, 2.0, 4.0];
+        let s = score_voxels(
+            &[Metric::PearsonR2, Metric::PearsonR, Metric::R2],
+            &pred,
+            &truth,
+            4,
+            1,
+            None,
+        );
+        assert!((s[0].1[0] - 0.64).abs() < 1e-15);
+        assert!((s[1].1[0] - 0.8).abs() < 1e-15);
+        // R² of the same prediction: 1 − 2/5.
+        assert!((s[2].1[0] - 0.6).abs() < 1e-15);
+        // Anti-correlated: r² stays positive where R² is negative.
+        let rev = [4.0, 3.0, 2.0, 1.0];
+        let s = score_voxels(&[Metric::PearsonR2, Metric::R2], &rev, &truth, 4, 1, None);
+        assert!((s[0].1[0] - 0.64).abs() < 1e-15 && s[1].1[0] < 0.0);
+    }
 }

@@ -65,15 +65,26 @@ pub enum Metric {
     R2,
     R2OverNc,
     PearsonR,
+    /// The squared Pearson r (`scipy.stats.linregress(p, a).rvalue**2`, the
+    /// Kay V4 project's "r-squared"): never negative, unlike R².
+    PearsonR2,
 }
 
 impl Metric {
+    /// The default of analyses that score everything (HW2's three).
     pub const ALL: [Metric; 3] = [Metric::R2, Metric::R2OverNc, Metric::PearsonR];
+    pub const KNOWN: [Metric; 4] = [
+        Metric::R2,
+        Metric::R2OverNc,
+        Metric::PearsonR,
+        Metric::PearsonR2,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Metric::R2 => "r2",
             Metric::R2OverNc => "r2_over_nc",
             Metric::PearsonR => "pearson_r",
+            Metric::PearsonR2 => "pearson_r2",
         }
     }
     pub fn label(self) -> &'static str {
@@ -81,10 +92,11 @@ impl Metric {
             Metric::R2 => "R²",
             Metric::R2OverNc => "R² / noise ceiling",
             Metric::PearsonR => "Pearson r",
+            Metric::PearsonR2 => "Pearson r²",
         }
     }
     pub fn parse(s: &str) -> Option<Metric> {
-        Metric::ALL.into_iter().find(|m| m.name() == s)
+        Metric::KNOWN.into_iter().find(|m| m.name() == s)
     }
 }
 

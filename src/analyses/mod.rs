@@ -143,7 +143,9 @@ pub fn metrics(
             return Err(cx
                 .src
                 .error(span, format!("unknown metric `{m}`"))
-                .with_help("metrics are r2, r2_over_nc and pearson_r"));
+                .with_help(
+                    "metrics are r2, r2_over_nc, pearson_r and pearson_r2 (the squared Pearson r)",
+                ));
         };
         if !out.contains(&metric) {
             out.push(metric);

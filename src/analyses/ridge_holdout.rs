@@ -813,6 +813,7 @@ impl NodeKind for HoldoutScoreTask {
             let vals = match m {
                 Metric::R2 => r2.clone(),
                 Metric::PearsonR => r.clone(),
+                Metric::PearsonR2 => r.iter().map(|x| x * x).collect(),
                 Metric::R2OverNc => {
                     let nc = nc
                         .as_ref()

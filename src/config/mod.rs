@@ -1070,7 +1070,7 @@ impl Validator<'_> {
             Some(m) => Metric::parse(m.get_ref()).ok_or_else(|| {
                 self.src
                     .error(m.span(), format!("unknown metric `{}`", m.get_ref()))
-                    .with_help("metrics are r2, r2_over_nc and pearson_r")
+                    .with_help("metrics are r2, r2_over_nc, pearson_r and pearson_r2 (the squared Pearson r)")
             })?,
         };
         if !reported.iter().any(|m| m == metric.name()) {
