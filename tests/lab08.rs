@@ -715,3 +715,51 @@ fn npy_features_of_a_lab08_subject_are_its_image_rows() {
         stderr(&out)
     );
 }
+
+#[test]
+fn other_analyses_use_the_labs_noise_ceiling() {
+    // RidgeCV on the lab's fit images, scored on shared1000: R²/NC uses
+    // noise_ceiling_avgreps / 100, as ridge_holdout does.
+    let toml = experiment("[]", "best_layer = false\nmaps = false")
+        + "\n[analyses.cv]\nkind = \"ridge_cv\"\nfeatures = [\"alexnet\"]\nrois = [\"V1v\"]\nalpha_grid = [0.1, 1.0, 10.0]\n";
+    let env = Env::with("lab08", &toml);
+    env.exec();
+    let f = fs::File::open(env.dir.join("results/voxel_scores.parquet")).unwrap();
+    let df = ParquetReader::new(f).finish().unwrap();
+    let col = |c: &str| -> Vec<String> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect()
+    };
+    let (analysis, layer, metric) = (col("analysis"), col("layer"), col("metric"));
+    let value: Vec<f64> = df
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    let pick = |a: &str, m: &str| -> Vec<f64> {
+        (0..value.len())
+            .filter(|&i| analysis[i] == a && layer[i] == "Conv1" && metric[i] == m)
+            .map(|i| value[i])
+            .collect()
+    };
+    let (r2, nc, ratio) = (
+        pick("cv", "r2"),
+        pick("cv", "noise_ceiling"),
+        pick("cv", "r2_over_nc"),
+    );
+    assert_eq!(r2.len(), 8, "V1v has 8 voxels");
+    for i in 0..r2.len() {
+        assert!((ratio[i] - r2[i] / nc[i]).abs() < 1e-12);
+    }
+    // The same noise ceiling as the lab analysis gives those voxels.
+    let lab_nc = pick("lab08", "noise_ceiling");
+    assert!(nc.iter().all(|x| lab_nc.contains(x)), "{nc:?}");
+}

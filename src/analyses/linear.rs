@@ -161,7 +161,9 @@ impl Analysis for Linear {
         let mut candidates = Vec::new();
         for h in handles {
             let subject = cx.shared.subject(&h.subject);
-            if !subject.noise_ceiling && self.metrics.contains(&Metric::R2OverNc) {
+            if !(subject.noise_ceiling || subject.nc_given)
+                && self.metrics.contains(&Metric::R2OverNc)
+            {
                 return Err(super::ridge_cv::no_noise_ceiling(cx.name, subject));
             }
             let folds = self.split.as_ref().map_or(1, SplitSpec::folds);
@@ -444,7 +446,6 @@ impl NodeKind for LinearScoreTask {
     fn run(&self, ctx: &Ctx) -> Result<()> {
         let subject = ctx.input("subject")?;
         let voxels = crate::nodes::subject::read_voxels(subject)?;
-        let meta: crate::nodes::subject::SubjectOut = subject.read_json("subject.json")?;
         let y = subject.read_f32("y.npy")?;
         let (_, v) = y.rows_cols();
         // Out-of-fold predictions of every fold, stacked.
@@ -468,19 +469,8 @@ impl NodeKind for LinearScoreTask {
             }
             n += split.score.len();
         }
-        let nc: Vec<f64> = voxels
-            .ncsnr
-            .iter()
-            .map(|&s| crate::numerics::metrics::noise_ceiling(s, meta.repeats.max(1) as u32))
-            .collect();
-        let scores = crate::record::score_voxels(
-            &self.metrics,
-            &pred,
-            &truth,
-            n,
-            v,
-            meta.noise_ceiling.then_some(&nc[..]),
-        );
+        let nc = crate::nodes::subject::noise_ceiling(subject, None)?;
+        let scores = crate::record::score_voxels(&self.metrics, &pred, &truth, n, v, nc.as_deref());
         for (m, vals) in &scores {
             let f: Vec<f64> = vals.clone();
             ctx.out.write_npy(&format!("{}.npy", m.name()), &[v], &f)?;

@@ -127,7 +127,9 @@ impl Analysis for RidgeCv {
         let handles: Vec<_> = cx.shared.handles_of(&self.features).cloned().collect();
         for h in handles {
             let subject = cx.shared.subject(&h.subject);
-            if !subject.noise_ceiling && self.metrics.contains(&Metric::R2OverNc) {
+            if !(subject.noise_ceiling || subject.nc_given)
+                && self.metrics.contains(&Metric::R2OverNc)
+            {
                 return Err(no_noise_ceiling(cx.name, subject));
             }
             let (split, (nt, ne)) = cx.split(subject, &self.split, 0)?;
@@ -381,7 +383,6 @@ impl NodeKind for ScoreTask {
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
         let subject = ctx.input("subject")?;
-        let meta: crate::nodes::subject::SubjectOut = subject.read_json("subject.json")?;
         let voxels = crate::nodes::subject::read_voxels(subject)?;
         let idx = as_indices(&ctx.input("roi")?.read_f64("indices.npy")?);
         let split = crate::nodes::split::read(ctx.input("split")?)?;
@@ -401,23 +402,15 @@ impl NodeKind for ScoreTask {
         for &i in &split.score {
             truth.extend(idx.iter().map(|&j| y.data[i * v_all + j] as f64));
         }
-        let k = self.nc_repeats.unwrap_or(meta.repeats as u32);
-        let nc: Vec<f64> = idx
-            .iter()
-            .map(|&j| crate::numerics::metrics::noise_ceiling(voxels.ncsnr[j], k))
-            .collect();
-        let scores = crate::record::score_voxels(
-            &self.metrics,
-            &y_pred.data,
-            &truth,
-            n,
-            v,
-            meta.noise_ceiling.then_some(&nc[..]),
-        );
+        // NSD: ncsnr²/(ncsnr² + 1/k); Lab08: as the data gives it.
+        let nc: Option<Vec<f64>> = crate::nodes::subject::noise_ceiling(subject, self.nc_repeats)?
+            .map(|all| idx.iter().map(|&j| all[j]).collect());
+        let scores =
+            crate::record::score_voxels(&self.metrics, &y_pred.data, &truth, n, v, nc.as_deref());
         let mut values: Vec<(&str, &[f64])> =
             scores.iter().map(|(m, v)| (m.name(), &v[..])).collect();
-        if meta.noise_ceiling {
-            values.push(("noise_ceiling", &nc));
+        if let Some(nc) = &nc {
+            values.push(("noise_ceiling", nc));
         }
         let hemi: Vec<&str> = idx.iter().map(|&j| voxels.hemi[j].as_str()).collect();
         let voxel: Vec<i64> = idx.iter().map(|&j| voxels.index[j] as i64).collect();
