@@ -249,12 +249,32 @@ pub fn read_image_info(path: &Path) -> Result<ImageInfo> {
             format!("row {}: n_reps = {} is negative", i + 1, n_reps[i]),
         ));
     }
+    // Validation candidates: boolean columns (pandas writes True/False),
+    // and integer columns holding only 0 and 1 (a re-saved table).
     let mut flags = IndexMap::new();
     for c in df.columns() {
-        if c.dtype() == &DataType::Boolean {
-            let ca = c.bool().expect("checked dtype");
-            let vals: Vec<bool> = ca.iter().map(|v| v.unwrap_or(false)).collect();
-            flags.insert(c.name().to_string(), vals);
+        let vals: Option<Vec<bool>> = match c.dtype() {
+            DataType::Boolean => Some(
+                c.bool()
+                    .expect("checked dtype")
+                    .iter()
+                    .map(|v| v.unwrap_or(false))
+                    .collect(),
+            ),
+            DataType::Int64 => c
+                .i64()
+                .expect("checked dtype")
+                .iter()
+                .map(|v| match v {
+                    Some(0) => Some(false),
+                    Some(1) => Some(true),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        if let Some(v) = vals {
+            flags.insert(c.name().to_string(), v);
         }
     }
     Ok(ImageInfo {
@@ -405,4 +425,42 @@ fn parse_roi_info(obj: &PyValue) -> std::result::Result<RoiInfo, String> {
         noise_ceiling: nc.iter().map(|p| p / 100.0).collect(),
         labels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("S1_image_info.csv");
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn flags_are_boolean_or_zero_one_columns() {
+        let (_d, p) = csv(
+            ",unique_ims,n_reps,shared1000,in_0_1,cocoId\n0,10,3,True,1,5\n1,11,0,False,0,6\n2,12,2,True,1,7\n",
+        );
+        let info = read_image_info(&p).unwrap();
+        assert_eq!(info.image_id, [10, 11, 12]);
+        assert_eq!(info.n_reps, [3, 0, 2]);
+        assert_eq!(info.flags["shared1000"], [true, false, true]);
+        assert_eq!(info.flags["in_0_1"], [true, false, true]);
+        assert!(!info.flags.contains_key("cocoId") && !info.flags.contains_key("n_reps"));
+    }
+
+    #[test]
+    fn a_missing_column_or_a_negative_count_names_the_file() {
+        let (_d, p) = csv("unique_ims,shared1000\n1,True\n");
+        let e = read_image_info(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("S1_image_info.csv") && e.contains("has no column `n_reps`"),
+            "{e}"
+        );
+        let (_d, p) = csv("unique_ims,n_reps\n1,2\n2,-1\n");
+        let e = read_image_info(&p).unwrap_err().to_string();
+        assert!(e.contains("row 2: n_reps = -1 is negative"), "{e}");
+    }
 }
