@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import REPO, cmd_output, cpu_model, lock_version, target_dir  # noqa: E402
+from machine import REPO, Stages, cmd_output, cpu_model, lock_version, peak_mib, reset_peak, target_dir  # noqa: E402
 
 SEED = 20230601
 STAGES = ["ipca_fit", "ipca_transform", "lh_linreg", "rh_linreg", "lh_pearson", "rh_pearson"]
@@ -82,24 +82,6 @@ def parse_args(argv=None):
 
 # ------------------------------------------------------------------- memory
 
-def peak_mib() -> float:
-    m = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
-    return int(m.group(1)) / 1024
-
-
-def reset_peak():
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-class Stages(dict):
-    @contextlib.contextmanager
-    def __call__(self, name):
-        reset_peak()
-        t0, c0 = time.perf_counter(), time.process_time()
-        yield
-        self[name] = {"s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
-                      "peak_mib": peak_mib()}
 
 
 # --------------------------------------------------------------------- data

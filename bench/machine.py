@@ -1,10 +1,14 @@
-"""Machine and build facts the benchmarks print, shared by ridge.py and extract.py."""
+"""Machine and build facts the benchmarks print, and the per-stage time and
+memory meter they share."""
 
 from __future__ import annotations
 
 import os
 import platform
+import contextlib
+import re
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,3 +49,28 @@ def lock_version(crate: str) -> str:
         if line == f'name = "{crate}"' and i + 1 < len(lines):
             return lines[i + 1].split("=", 1)[1].strip().strip('"')
     return "unknown"
+
+
+# ------------------------------------------------------------------- memory
+
+def peak_mib() -> float:
+    """Peak resident memory since the last reset_peak (VmHWM), in MiB."""
+    m = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(m.group(1)) / 1024
+
+
+def reset_peak():
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+class Stages(dict):
+    """Wall seconds, CPU seconds and peak memory of each named stage."""
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        reset_peak()
+        t0, c0 = time.perf_counter(), time.process_time()
+        yield
+        self[name] = {"s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                      "peak_mib": peak_mib()}

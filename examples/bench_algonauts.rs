@@ -112,20 +112,7 @@ impl Rows {
 
 #[path = "common/proc_stats.rs"]
 mod proc_stats;
-use proc_stats::{cpu_s, peak_mib, reset_peak};
-
-struct Stages(Vec<(String, f64, f64, f64)>);
-
-impl Stages {
-    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-        reset_peak();
-        let (t, c) = (Instant::now(), cpu_s());
-        let out = f()?;
-        let wall = t.elapsed().as_secs_f64();
-        self.0.push((name.into(), wall, cpu_s() - c, peak_mib()));
-        Ok(out)
-    }
-}
+use proc_stats::{Stages, reset_peak};
 
 fn run(dir: PathBuf, batch: usize, k: usize) -> Result<String, String> {
     let total = Instant::now();

@@ -31,44 +31,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
-use faer::Mat;
 use rayon::prelude::*;
 use runner::npy;
-use runner::numerics::ridge::from_row_major;
 use runner::numerics::ridge_holdout::{self, HoldoutFit, lab08_lambdas};
 
 #[path = "common/proc_stats.rs"]
 mod proc_stats;
-use proc_stats::{cpu_s, peak_mib, reset_peak};
-
-struct Stages(Vec<(String, f64, f64, f64)>);
-
-impl Stages {
-    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-        reset_peak();
-        let (t, c) = (Instant::now(), cpu_s());
-        let out = f()?;
-        let wall = t.elapsed().as_secs_f64();
-        self.0.push((name.into(), wall, cpu_s() - c, peak_mib()));
-        Ok(out)
-    }
-}
-
-fn load(dir: &Path, name: &str) -> Result<npy::Array<f64>, String> {
-    let p = dir.join(format!("{name}.npy"));
-    npy::read_f64(&p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn load_mat(dir: &Path, name: &str) -> Result<Mat<f64>, String> {
-    let a = load(dir, name)?;
-    if a.shape.len() != 2 {
-        return Err(format!("{name}.npy: want 2-d, got {:?}", a.shape));
-    }
-    let (r, c) = a.rows_cols();
-    Ok(from_row_major(&a.data, r, c))
-}
+use proc_stats::{Stages, load, load_mat};
 
 fn run(dir: PathBuf, table: bool) -> Result<String, String> {
     let mut st = Stages(Vec::new());
