@@ -118,28 +118,23 @@ fn npy(path: &Path) -> Vec<f64> {
 }
 
 /// (source, layer, roi, metric) → per-voxel values (voxel order) from voxel_scores.parquet.
-fn voxel_scores(dir: &Path) -> BTreeMap<(String, String, String, String), Vec<(i64, f64)>> {
+/// Text columns `names`, and the `voxel` and `value` columns, of voxel_scores.parquet.
+fn voxel_columns(dir: &Path, names: &[&str]) -> (Vec<Vec<String>>, Vec<i64>, Vec<f64>) {
     let f = fs::File::open(dir.join("results/voxel_scores.parquet")).unwrap();
     let df = ParquetReader::new(f).finish().unwrap();
-    let s = |c: &str| -> Vec<String> {
-        df.column(c)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap().to_string())
-            .collect()
-    };
-    let (src, layer, roi, metric) = (s("source"), s("layer"), s("roi"), s("metric"));
-    let voxel: Vec<i64> = df
-        .column("voxel")
-        .unwrap()
-        .i64()
-        .unwrap()
+    let text = names
         .iter()
-        .map(|v| v.unwrap())
+        .map(|c| {
+            df.column(c)
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|v| v.unwrap().to_string())
+                .collect()
+        })
         .collect();
-    let value: Vec<f64> = df
+    let value = df
         .column("value")
         .unwrap()
         .f64()
@@ -147,6 +142,22 @@ fn voxel_scores(dir: &Path) -> BTreeMap<(String, String, String, String), Vec<(i
         .iter()
         .map(|v| v.unwrap())
         .collect();
+    let voxel = df
+        .column("voxel")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    (text, voxel, value)
+}
+
+fn voxel_scores(dir: &Path) -> BTreeMap<(String, String, String, String), Vec<(i64, f64)>> {
+    let (text, voxel, value) = voxel_columns(dir, &["source", "layer", "roi", "metric"]);
+    let [src, layer, roi, metric] = &text[..] else {
+        unreachable!("four columns asked")
+    };
     let mut out: BTreeMap<_, Vec<(i64, f64)>> = BTreeMap::new();
     for i in 0..voxel.len() {
         out.entry((
@@ -724,26 +735,8 @@ fn other_analyses_use_the_labs_noise_ceiling() {
         + "\n[analyses.cv]\nkind = \"ridge_cv\"\nfeatures = [\"alexnet\"]\nrois = [\"V1v\"]\nalpha_grid = [0.1, 1.0, 10.0]\n";
     let env = Env::with("lab08", &toml);
     env.exec();
-    let f = fs::File::open(env.dir.join("results/voxel_scores.parquet")).unwrap();
-    let df = ParquetReader::new(f).finish().unwrap();
-    let col = |c: &str| -> Vec<String> {
-        df.column(c)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap().to_string())
-            .collect()
-    };
-    let (analysis, layer, metric) = (col("analysis"), col("layer"), col("metric"));
-    let value: Vec<f64> = df
-        .column("value")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap())
-        .collect();
+    let (text, _, value) = voxel_columns(&env.dir, &["analysis", "layer", "metric"]);
+    let (analysis, layer, metric) = (&text[0], &text[1], &text[2]);
     let pick = |a: &str, m: &str| -> Vec<f64> {
         (0..value.len())
             .filter(|&i| analysis[i] == a && layer[i] == "Conv1" && metric[i] == m)

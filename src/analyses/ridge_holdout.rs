@@ -105,7 +105,7 @@ pub struct RidgeHoldout {
     source: crate::source::Source,
 }
 
-pub fn parse(name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Arc<dyn Analysis>> {
+pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Arc<dyn Analysis>> {
     let raw: Raw = super::deserialize(value, cx.src)?;
     let lambdas = match raw.lambda_grid {
         None => ridge_holdout::lab08_lambdas(),
@@ -197,7 +197,6 @@ pub fn parse(name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Ar
             varpart.push((set, span.clone()));
         }
     }
-    let _ = name;
     Ok(Arc::new(RidgeHoldout {
         features: super::pick(cx, raw.features, &cx.features, "feature source")?,
         rois: super::pick(cx, raw.rois, &cx.rois, "ROI")?,
@@ -320,7 +319,7 @@ impl Analysis for RidgeHoldout {
                     ));
                 }
             }
-            let (split, (n_fit, n_score)) = cx.split(subject, &self.split, 0)?;
+            let (split, _) = cx.split(subject, &self.split, 0)?;
             let mine: Vec<Handle> = handles
                 .iter()
                 .filter(|h| h.subject == sname)
@@ -375,9 +374,6 @@ impl Analysis for RidgeHoldout {
                 fits.insert(set.id(), fit);
                 fit
             };
-            if n_fit == 0 || n_score == 0 {
-                unreachable!("cx.split refuses empty sides");
-            }
             let mut maps: Vec<(String, NodeIndex)> = Vec::new();
             for h in &mine {
                 let set = Set {
@@ -686,7 +682,7 @@ impl NodeKind for HoldoutFitTask {
             };
             refit(x_all.as_ref(), y_all.as_ref(), &chosen).map_err(|m| ctx.fail(m))?
         } else {
-            fit.weights.clone()
+            fit.weights
         };
         let mut pred = Mat::<f64>::zeros(x_val.nrows(), v);
         faer::linalg::matmul::matmul(

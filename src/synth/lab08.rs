@@ -153,10 +153,10 @@ pub fn generate(cfg: &Lab08SynthConfig, out: &Path) -> io::Result<Lab08SynthRepo
     let (n, p, nl) = (cfg.n_images, cfg.n_features, cfg.layers.len());
     let prefix = format!("S{}_", cfg.subject);
 
-    // Layer k = √ρ · layer k−1 + √(1−ρ) · new, with PCA-like column scales.
+    // Layer k = √ρ · layer k−1 + √(1−ρ) · new: neighbours share variance.
     let rho = 0.5f64;
     let mut layers: Vec<Vec<f64>> = Vec::with_capacity(nl);
-    for k in 0..nl {
+    for _ in 0..nl {
         let fresh: Vec<f64> = (0..n * p).map(|_| normal(&mut rng)).collect();
         let f = match layers.last() {
             None => fresh,
@@ -166,7 +166,6 @@ pub fn generate(cfg: &Lab08SynthConfig, out: &Path) -> io::Result<Lab08SynthRepo
                 .map(|(a, b)| rho.sqrt() * a + (1.0 - rho).sqrt() * b)
                 .collect(),
         };
-        let _ = k;
         layers.push(f);
     }
 
