@@ -48,6 +48,8 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
     let mut check_images: HashMap<String, SubjectDir> = HashMap::new();
     // Lab08 subjects: rows of the image table (and of every feature file).
     let mut image_rows: HashMap<String, usize> = HashMap::new();
+    // vim-1 subjects: the MATLAB variable of each stimulus file.
+    let mut mat_vars: HashMap<String, Vec<String>> = HashMap::new();
     for s in &exp.subjects {
         if !s.path.is_dir() {
             return Err(exp
@@ -72,6 +74,12 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                 let (shared, table, rows) = lab08_subject(&mut g, s)?;
                 image_rows.insert(s.name.clone(), rows);
                 (shared, table, Vec::new())
+            }
+            SubjectFormat::Vim1 { id } => {
+                let (shared, table, stimuli) = vim1_subject(&mut g, s, id)?;
+                let (files, vars) = stimuli.into_iter().unzip();
+                mat_vars.insert(s.name.clone(), vars);
+                (shared, table, files)
             }
         };
         let mut shared = shared;
@@ -142,17 +150,39 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                         dir.check_images()?;
                     }
                     if images[sname].is_empty() {
+                        let help = if subject.format == crate::vim1::FORMAT {
+                            "put Stimuli.mat (stimTrn, stimVal) next to EstimatedResponses.mat, or use the project's precomputed features: kind = \"hdf5\", datasets = [\"train\", \"val\"]"
+                        } else {
+                            "use the lab's precomputed features: kind = \"hdf5\" (S1_<layer>_pca100.hdf5) or kind = \"npy\""
+                        };
                         return Err(Error::usage(format!(
                             "features.{}: subject `{sname}` ({}) ships no images to run `{model}` on",
                             f.name, subject.format
                         ))
-                        .with_help("use the lab's precomputed features: kind = \"hdf5\" (S1_<layer>_pca100.hdf5) or kind = \"npy\""));
+                        .with_help(help));
+                    }
+                    let vars = mat_vars.get(sname).cloned().unwrap_or_default();
+                    let vim1 = *preprocess == crate::vocab::PreprocessKind::Vim1;
+                    if vim1 != !vars.is_empty() {
+                        return Err(Error::usage(if vim1 {
+                            format!(
+                                "features.{}: preprocess = \"vim1\" is for vim-1 stimuli (.mat); subject `{sname}` is {}",
+                                f.name, subject.format
+                            )
+                        } else {
+                            format!(
+                                "features.{}: subject `{sname}`'s stimuli are vim-1 grayscale arrays; they need preprocess = \"vim1\"",
+                                f.name
+                            )
+                        })
+                        .with_help("preprocess = \"vim1\": grayscale + 0.5, tiled to 3 channels, bilinear resize to 224 (TF1), no normalisation, as the Kay V4 project"));
                     }
                     Some(add_extract(
                         &mut g,
                         &train_nodes,
                         exp,
                         &images[sname],
+                        &vars,
                         sname,
                         &f.name,
                         model,
@@ -513,6 +543,56 @@ fn lab08_subject(
     ))
 }
 
+/// A vim-1 subject of an `EstimatedResponses.mat`; with its stimulus files
+/// (file, variable), training then validation.
+fn vim1_subject(
+    g: &mut Graph,
+    s: &crate::config::Subject,
+    id: &str,
+) -> Result<(SharedSubject, VoxelTable, Vec<(PathBuf, String)>)> {
+    let subj = crate::vim1::Vim1Subject::open(&s.path, id)?;
+    let inputs = hashed_inputs(&subj.input_files(), &s.path)?;
+    let table = subj.voxel_table();
+    let n = subj.n_train + subj.n_val;
+    let task = nodes::subject::Vim1Task {
+        format: crate::vim1::FORMAT,
+        id: id.to_string(),
+        file: subj.responses.clone(),
+        sizes: (n, table.len()),
+    };
+    let ix = g.add(format!("subject/{}", s.name), task, vec![], inputs);
+    let stimuli = subj
+        .stimuli
+        .as_ref()
+        .map(|st| st.all().cloned().collect())
+        .unwrap_or_default();
+    Ok((
+        SharedSubject {
+            name: s.name.clone(),
+            node: ix,
+            n_responses: n,
+            n_stimuli: n,
+            // Before the NaN rule (the plan does not read the responses).
+            n_voxels: table.len(),
+            noise_ceiling: false,
+            hemis: s.hemis.clone(),
+            given: Some(SplitMethod::Given {
+                fit: vec![(0, subj.n_train)],
+                score: vec![(subj.n_train, subj.n_val)],
+            }),
+            rois: Vec::new(),
+            format: crate::vim1::FORMAT,
+            folder: folder_of(&s.path),
+            fsaverage: false,
+            volume: false,
+            nc_given: false,
+            flag_counts: BTreeMap::new(),
+        },
+        table,
+        stimuli,
+    ))
+}
+
 /// An import node for a precomputed file (HDF5, or `.npy` of a Lab08
 /// subject, whose rows are its image table's); returns it and the width.
 fn import_layer(
@@ -524,12 +604,14 @@ fn import_layer(
     subject: &SharedSubject,
     image_rows: Option<usize>,
 ) -> Result<(NodeIndex, u64)> {
-    let (span, dataset) = match &f.kind {
+    let (span, datasets) = match &f.kind {
         FeatureKind::Hdf5 {
-            path_span, dataset, ..
-        } => (path_span.clone(), Some(dataset.clone())),
-        FeatureKind::Npy { dir_span, .. } => (dir_span.clone(), None),
-        FeatureKind::Extract { .. } => unreachable!("extractions are not imported"),
+            path_span,
+            datasets,
+            ..
+        } => (path_span.clone(), datasets.clone()),
+        FeatureKind::Npy { dir_span, .. } => (dir_span.clone(), vec![]),
+        FeatureKind::Extract { .. } => unreachable!("extracts are not imported"),
     };
     if !file.is_file() {
         return Err(exp
@@ -546,25 +628,45 @@ fn import_layer(
                 "paths are relative to the experiment file; {subject} and {layer} are replaced",
             ));
     }
-    let shape = match &dataset {
-        Some(d) => crate::hdf5::shape(file, d)?,
-        None => {
-            npy::read_header(file)
-                .map_err(|e| Error::data(file, format!("not a readable .npy: {e}")))?
-                .0
-        }
-    };
-    let what = dataset
-        .as_ref()
-        .map_or(String::new(), |d| format!("dataset `{d}` "));
-    let (rows, width) = match shape[..] {
-        [r, c] if c > 0 => (r, c),
-        _ => {
+    // Rows and flattened width of each dataset (C order over the rest).
+    let mut shapes = Vec::new();
+    if datasets.is_empty() {
+        let shape = npy::read_header(file)
+            .map_err(|e| Error::data(file, format!("not a readable .npy: {e}")))?
+            .0;
+        shapes.push((String::new(), shape));
+    }
+    for d in &datasets {
+        shapes.push((format!("dataset `{d}` "), crate::hdf5::shape(file, d)?));
+    }
+    let mut rows = 0;
+    let mut width = None;
+    for (what, shape) in &shapes {
+        let w: usize = shape.iter().skip(1).product();
+        if shape.len() < 2 || w == 0 {
             return Err(Error::data(
                 file,
                 format!("{what}has shape {shape:?}; expected images × features"),
             ));
         }
+        if width.is_some_and(|x| x != w) {
+            return Err(Error::data(
+                file,
+                format!(
+                    "{what}has {w} features per image but {}has {}",
+                    shapes[0].0,
+                    width.unwrap()
+                ),
+            ));
+        }
+        width = Some(w);
+        rows += shape[0];
+    }
+    let width = width.expect("one dataset at least");
+    let what = if datasets.len() > 1 {
+        format!("datasets {} ", datasets.join(" + "))
+    } else {
+        shapes[0].0.clone()
     };
     let want = image_rows.unwrap_or(subject.n_stimuli);
     if rows != want {
@@ -592,7 +694,7 @@ fn import_layer(
         format!("import/{}/{}/{layer}", subject.name, f.name),
         nodes::import::ImportTask {
             path: file.to_path_buf(),
-            dataset,
+            datasets,
             drop_rows: image_rows.is_some(),
             sizes: (rows, width),
         },
@@ -658,6 +760,7 @@ fn add_extract(
     train_nodes: &HashMap<String, NodeIndex>,
     exp: &Experiment,
     images: &[PathBuf],
+    mat_vars: &[String],
     sname: &str,
     source: &str,
     model: &str,
@@ -717,6 +820,7 @@ fn add_extract(
             preprocess,
             taps: taps.to_vec(),
             images: images.to_vec(),
+            mat_vars: mat_vars.to_vec(),
             batch_size,
             device,
         },

@@ -35,6 +35,19 @@ pub fn kind(path: &Path) -> Result<MatKind> {
     }
 }
 
+/// A variable's shape in MATLAB's orientation, without reading its data
+/// (v7.3; a v5 file is parsed whole, which old loaders do anyway).
+pub fn shape(path: &Path, name: &str) -> Result<Vec<usize>> {
+    match kind(path)? {
+        MatKind::V73 => {
+            let s = crate::hdf5::shape(path, name)
+                .map_err(|e| e.with_help("the file is MAT v7.3 (HDF5)"))?;
+            Ok(s.into_iter().rev().collect())
+        }
+        MatKind::V5 => Ok(read(path, name)?.shape),
+    }
+}
+
 /// A numeric variable, in MATLAB's orientation (rows × columns × ...), row-major.
 pub fn read(path: &Path, name: &str) -> Result<Array<f64>> {
     match kind(path)? {

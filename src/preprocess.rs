@@ -9,6 +9,10 @@
 //!
 //! Images are interleaved RGB `u8`, row-major `H×W×3` (what `np.asarray(pil)`
 //! gives); tensors are planar `3×H×W` `f32` (what `ToTensor` gives).
+//!
+//! The Kay V4 project fed vim-1's grayscale float stimuli to a TensorFlow 1
+//! AlexNet instead: [`vim1_tensor`] reproduces that, with a port of TF's
+//! legacy `ResizeBilinear` kernel ([`resize_bilinear_tf_legacy`]).
 
 /// How torchvision's `Resize` was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +356,118 @@ pub fn center_crop<T: Copy + Default>(
     out
 }
 
+// ---------------------------------------------------------------------------
+// vim-1 (Kay V4 project): TensorFlow 1's ResizeBilinear, legacy mode.
+// ---------------------------------------------------------------------------
+
+/// TF's `CachedInterpolation`: source rows (or columns) and the float weight.
+struct TfLerp {
+    lower: usize,
+    upper: usize,
+    lerp: f32,
+}
+
+/// `compute_interpolation_weights` with `LegacyScaler` and the scale of
+/// `CalculateResizeScale(in, out, align_corners = false)`, all in `f32`:
+/// `scale = in / float(out)`, `src = float(i) * scale`, `lerp = src - floor(src)`.
+fn tf_legacy_weights(in_size: usize, out_size: usize) -> Vec<TfLerp> {
+    let scale = in_size as f32 / out_size as f32;
+    (0..out_size)
+        .map(|i| {
+            let src = i as f32 * scale;
+            let floor = src.floor();
+            TfLerp {
+                // src ≥ 0, so the max(…, 0) of TF never bites; the min does.
+                lower: floor as usize,
+                upper: (src.ceil() as usize).min(in_size - 1),
+                lerp: src - floor,
+            }
+        })
+        .collect()
+}
+
+/// TensorFlow's CPU `ResizeBilinear` with `align_corners = false,
+/// half_pixel_centers = false` (TF1's only mode, and `tf.compat.v1`'s
+/// default) of one `h×w` float32 plane, bit-exact: weights as
+/// [`tf_legacy_weights`], then `compute_lerp`'s
+/// `top = tl + (tr - tl) * x_lerp`, `bottom = bl + (br - bl) * x_lerp`,
+/// `top + (bottom - top) * y_lerp`, each operation rounded to `f32` (TF's SSE
+/// path uses separate mul and add, never a fused multiply-add; neither does
+/// Rust). No antialiasing: downsampling just samples between two source
+/// pixels. A same-size resize is a copy, as TF's no-op branch.
+///
+/// Panics if `img.len() != h * w` or any size is zero.
+pub fn resize_bilinear_tf_legacy(
+    img: &[f32],
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Vec<f32> {
+    assert_eq!(img.len(), h * w, "image buffer is not {h}×{w}");
+    assert!(
+        h > 0 && w > 0 && out_h > 0 && out_w > 0,
+        "image sizes must be > 0"
+    );
+    if (out_h, out_w) == (h, w) {
+        return img.to_vec();
+    }
+    let ys = tf_legacy_weights(h, out_h);
+    let xs = tf_legacy_weights(w, out_w);
+    let mut out = Vec::with_capacity(out_h * out_w);
+    for y in &ys {
+        let top_row = &img[y.lower * w..(y.lower + 1) * w];
+        let bottom_row = &img[y.upper * w..(y.upper + 1) * w];
+        for x in &xs {
+            let (tl, tr) = (top_row[x.lower], top_row[x.upper]);
+            let (bl, br) = (bottom_row[x.lower], bottom_row[x.upper]);
+            let top = tl + (tr - tl) * x.lerp;
+            let bottom = bl + (br - bl) * x.lerp;
+            out.push(top + (bottom - top) * y.lerp);
+        }
+    }
+    out
+}
+
+/// The Kay V4 project's input size (`tf.image.resize_images(x, (224, 224))`).
+pub const VIM1_SIZE: usize = 224;
+
+/// The Kay V4 project's input for one vim-1 stimulus: the planar
+/// `3×size×size` float32 tensor its TF1 AlexNet saw. `gray` is one `h×w`
+/// row-major stimulus as `Stimuli.mat` holds it (float64, about ±0.5).
+///
+/// The project's steps, in its order and precision:
+/// 1. `stim + .5` in float64 (numpy);
+/// 2. `np.tile(stim[..., None], (1, 1, 1, 3))`: three equal channels;
+/// 3. `tf.image.resize_images(x, (size, size))`: bilinear, legacy mapping
+///    (see [`resize_bilinear_tf_legacy`]);
+/// 4. nothing else: no crop, no mean or std normalisation, values stay in
+///    about [0, 1].
+///
+/// Where float64 becomes float32: `ResizeBilinear` takes the float64 tensor
+/// as is and reads each pixel as `float(x)` before interpolating in float32
+/// (its output is always float32), so the cast is per pixel, after the
+/// float64 `+ .5`, and equals casting the shifted stimulus up front, which is
+/// what this does. When `h×w` already is `size×size`, TF1's `resize_images`
+/// skips the op and returns the float64 array itself; the float32 cast of it
+/// returned here is what the net's float32 input then receives.
+///
+/// The channels are equal, so the plane is resized once and copied.
+/// Bit-exact with TensorFlow 2.21's `tf.compat.v1.image.resize_images`
+/// (tests/fixtures/vim1_preprocess).
+///
+/// Panics if `gray.len() != h * w` or any size is zero.
+pub fn vim1_tensor(gray: &[f64], h: usize, w: usize, size: usize) -> Vec<f32> {
+    assert_eq!(gray.len(), h * w, "stimulus buffer is not {h}×{w}");
+    let shifted: Vec<f32> = gray.iter().map(|&v| (v + 0.5) as f32).collect();
+    let plane = resize_bilinear_tf_legacy(&shifted, h, w, size, size);
+    let mut out = Vec::with_capacity(3 * plane.len());
+    for _ in 0..3 {
+        out.extend_from_slice(&plane);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +502,43 @@ mod tests {
             let out = resize_bilinear_pil(&img, 31, 45, oh, ow);
             assert!(out.iter().all(|&v| v == 77), "{oh}×{ow}");
         }
+    }
+
+    #[test]
+    fn vim1_has_three_equal_planes_and_no_normalisation() {
+        // A constant -0.5 stimulus is black: +0.5 gives 0 and nothing rescales it.
+        for (h, w) in [(16, 16), (13, 21), (500, 500)] {
+            let t = vim1_tensor(&vec![-0.5; h * w], h, w, 224);
+            assert_eq!(t.len(), 3 * 224 * 224);
+            assert!(t.iter().all(|&v| v == 0.0), "{h}×{w}");
+        }
+        // A constant 0.5 stimulus is 1 everywhere (lerps of equal values are exact).
+        let t = vim1_tensor(&vec![0.5; 13 * 21], 13, 21, 37);
+        assert!(t.iter().all(|&v| v == 1.0));
+        // Any stimulus: the three planes are the same bits.
+        let gray: Vec<f64> = (0..13 * 21)
+            .map(|i| ((i * 37) % 101) as f64 / 100.0 - 0.5)
+            .collect();
+        let t = vim1_tensor(&gray, 13, 21, 224);
+        let n = 224 * 224;
+        assert_eq!(t[..n], t[n..2 * n]);
+        assert_eq!(t[..n], t[2 * n..]);
+    }
+
+    #[test]
+    fn tf_legacy_resize_maps_dst_times_in_over_out() {
+        // Legacy mapping: output pixel i samples source i·in/out (no half-pixel
+        // shift), so the first output pixel is the first source pixel and a
+        // 2× upsample alternates source pixels and midpoints.
+        let img = [0.0f32, 1.0, 2.0, 3.0];
+        assert_eq!(
+            resize_bilinear_tf_legacy(&img, 1, 4, 1, 8),
+            vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0]
+        );
+        // Downsampling by 2 takes every other pixel, no averaging.
+        assert_eq!(resize_bilinear_tf_legacy(&img, 1, 4, 1, 2), vec![0.0, 2.0]);
+        // Same size: a copy.
+        assert_eq!(resize_bilinear_tf_legacy(&img, 2, 2, 2, 2), img.to_vec());
     }
 
     #[test]

@@ -15,9 +15,12 @@
 //! V4 voxels). A voxel NaN only in a validation image cannot be scored
 //! either; it is dropped too and counted on its own.
 //!
-//! Groundwork for issue 12: the reader, not yet a subject format.
+//! A subject is one `S<n>` of a directory holding `EstimatedResponses.mat`
+//! and, for extraction, the stimuli: CRCNS's `Stimuli.mat`, or the
+//! project's `Stimuli_Trn_FullRes_01.mat … _15.mat` and
+//! `Stimuli_Val_FullRes.mat` (rows in file order).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::npy::Array;
@@ -46,6 +49,181 @@ pub struct Responses {
     /// for one only in a validation image.
     pub dropped_train_nan: usize,
     pub dropped_val_nan: usize,
+    /// The dropped voxels' columns, for per-ROI counts: the
+    /// `dropped_train_nan` training ones first, then the validation ones.
+    pub dropped: Vec<usize>,
+}
+
+pub const FORMAT: &str = "vim1";
+pub const RESPONSES: &str = "EstimatedResponses.mat";
+pub const STIMULI: &str = "Stimuli.mat";
+const FULLRES_TRN: &str = "Stimuli_Trn_FullRes_";
+const FULLRES_VAL: &str = "Stimuli_Val_FullRes.mat";
+
+/// Where a subject's stimuli are: (file, variable) pairs in stimulus order,
+/// training images first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stimuli {
+    pub train: Vec<(PathBuf, String)>,
+    pub val: Vec<(PathBuf, String)>,
+}
+
+impl Stimuli {
+    pub fn all(&self) -> impl Iterator<Item = &(PathBuf, String)> {
+        self.train.iter().chain(&self.val)
+    }
+}
+
+/// One vim-1 subject as the plan sees it before anything runs.
+#[derive(Debug, Clone)]
+pub struct Vim1Subject {
+    pub dir: PathBuf,
+    /// `S1`: the suffix of the file's variables.
+    pub id: String,
+    pub responses: PathBuf,
+    pub stimuli: Option<Stimuli>,
+    /// Every voxel's ROI code, in file order (before the NaN rule).
+    pub roi: Vec<i64>,
+    pub n_train: usize,
+    pub n_val: usize,
+}
+
+fn layout_help() -> String {
+    format!(
+        "a vim-1 directory holds {RESPONSES} (dataTrnS<n>, dataValS<n>, roiS<n>) and, to extract \
+         features, {STIMULI} (stimTrn, stimVal) or {FULLRES_TRN}NN.mat + {FULLRES_VAL}; make a \
+         synthetic one with `runner synth --layout vim1 DIR`"
+    )
+}
+
+impl Vim1Subject {
+    /// Reads the ROI codes and the response shapes (not the responses).
+    pub fn open(dir: &Path, id: &str) -> Result<Vim1Subject> {
+        let responses = dir.join(RESPONSES);
+        if !responses.is_file() {
+            return Err(
+                Error::data(dir, format!("no {RESPONSES} in the vim-1 directory"))
+                    .with_help(layout_help()),
+            );
+        }
+        let roi = read_codes(&responses, &format!("roi{id}"))?;
+        let v = roi.len();
+        let n_of = |var: String| -> Result<usize> {
+            let shape = crate::mat::shape(&responses, &var)?;
+            match shape[..] {
+                [a, b] if a == v && b != v => Ok(b),
+                [a, b] if b == v => Ok(a),
+                _ => Err(Error::data(
+                    &responses,
+                    format!("`{var}` has shape {shape:?} but `roi{id}` has {v} voxels"),
+                )),
+            }
+        };
+        let n_train = n_of(format!("dataTrn{id}"))?;
+        let n_val = n_of(format!("dataVal{id}"))?;
+        let stimuli = find_stimuli(dir)?;
+        Ok(Vim1Subject {
+            dir: dir.to_path_buf(),
+            id: id.to_string(),
+            responses,
+            stimuli,
+            roi,
+            n_train,
+            n_val,
+        })
+    }
+
+    /// Every voxel of the file (before the NaN rule), labelled by ROI.
+    pub fn voxel_table(&self) -> crate::nsd::VoxelTable {
+        let v = self.roi.len();
+        let mut labels = indexmap::IndexMap::new();
+        labels.insert(
+            "roi".to_string(),
+            self.roi.iter().map(|&c| roi_name(c)).collect(),
+        );
+        crate::nsd::VoxelTable {
+            hemi: vec![crate::record::BOTH.to_string(); v],
+            index: (0..v as u32).collect(),
+            ncsnr: vec![f64::NAN; v],
+            labels,
+        }
+    }
+
+    /// The files whose bytes the subject's responses depend on.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        vec![self.responses.clone()]
+    }
+}
+
+/// Every voxel's ROI code of subject `s` (`roiS1`), in file order.
+pub fn read_responses_codes(path: &Path, s: &str) -> Result<Vec<i64>> {
+    read_codes(path, &format!("roi{s}"))
+}
+
+/// `roiS1` as integer codes.
+fn read_codes(path: &Path, roi_var: &str) -> Result<Vec<i64>> {
+    let roi = crate::mat::read(path, roi_var)?;
+    if roi.shape.iter().filter(|&&d| d != 1).count() > 1 {
+        return Err(Error::data(
+            path,
+            format!(
+                "`{roi_var}` has shape {:?}; expected one code per voxel",
+                roi.shape
+            ),
+        ));
+    }
+    roi.data
+        .iter()
+        .enumerate()
+        .map(|(j, &x)| {
+            if !x.is_finite() || x.fract() != 0.0 {
+                Err(Error::data(
+                    path,
+                    format!("`{roi_var}` voxel {j} has code {x}; codes are integers (6 = V4)"),
+                ))
+            } else {
+                Ok(x as i64)
+            }
+        })
+        .collect()
+}
+
+/// CRCNS's single `Stimuli.mat`, else the project's full-resolution files.
+fn find_stimuli(dir: &Path) -> Result<Option<Stimuli>> {
+    let one = dir.join(STIMULI);
+    if one.is_file() {
+        return Ok(Some(Stimuli {
+            train: vec![(one.clone(), "stimTrn".into())],
+            val: vec![(one, "stimVal".into())],
+        }));
+    }
+    let mut train: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(FULLRES_TRN) && n.ends_with(".mat"))
+        })
+        .collect();
+    if train.is_empty() {
+        return Ok(None);
+    }
+    // _01 … _15: the numbers sort as written (zero-padded).
+    train.sort();
+    let val = dir.join(FULLRES_VAL);
+    if !val.is_file() {
+        return Err(Error::data(
+            dir,
+            format!("has {FULLRES_TRN}NN.mat files but no {FULLRES_VAL}"),
+        )
+        .with_help(layout_help()));
+    }
+    Ok(Some(Stimuli {
+        train: train.into_iter().map(|p| (p, "stimTrn".into())).collect(),
+        val: vec![(val, "stimVal".into())],
+    }))
 }
 
 /// `images × voxels` from a MATLAB variable in either orientation, given the
@@ -78,28 +256,8 @@ fn images_by_voxels(path: &Path, name: &str, a: Array<f64>, voxels: usize) -> Re
 
 /// Subject `s` ("S1") of an `EstimatedResponses.mat`.
 pub fn read_responses(path: &Path, s: &str) -> Result<Responses> {
-    let roi_var = format!("roi{s}");
-    let roi = crate::mat::read(path, &roi_var)?;
-    let v = roi.data.len();
-    if roi.shape.iter().filter(|&&d| d != 1).count() > 1 {
-        return Err(Error::data(
-            path,
-            format!(
-                "`{roi_var}` has shape {:?}; expected one code per voxel",
-                roi.shape
-            ),
-        ));
-    }
-    let mut codes = Vec::with_capacity(v);
-    for (j, &x) in roi.data.iter().enumerate() {
-        if !x.is_finite() || x.fract() != 0.0 {
-            return Err(Error::data(
-                path,
-                format!("`{roi_var}` voxel {j} has code {x}; codes are integers (6 = V4)"),
-            ));
-        }
-        codes.push(x as i64);
-    }
+    let codes = read_codes(path, &format!("roi{s}"))?;
+    let v = codes.len();
     let train_var = format!("dataTrn{s}");
     let val_var = format!("dataVal{s}");
     let train = images_by_voxels(path, &train_var, crate::mat::read(path, &train_var)?, v)?;
@@ -108,16 +266,19 @@ pub fn read_responses(path: &Path, s: &str) -> Result<Responses> {
         let (n, w) = a.rows_cols();
         (0..n).any(|i| a.data[i * w + j].is_nan())
     };
-    let (mut keep, mut dropped_train_nan, mut dropped_val_nan) = (Vec::new(), 0, 0);
+    let (mut keep, mut dropped_trn, mut dropped_val) = (Vec::new(), Vec::new(), Vec::new());
     for j in 0..v {
         if nan_in(&train, j) {
-            dropped_train_nan += 1;
+            dropped_trn.push(j);
         } else if nan_in(&val, j) {
-            dropped_val_nan += 1;
+            dropped_val.push(j);
         } else {
             keep.push(j);
         }
     }
+    let (dropped_train_nan, dropped_val_nan) = (dropped_trn.len(), dropped_val.len());
+    let mut dropped = dropped_trn;
+    dropped.extend(dropped_val);
     let columns = |a: &Array<f64>| {
         let (n, w) = a.rows_cols();
         let mut out = Vec::with_capacity(n * keep.len());
@@ -146,6 +307,7 @@ pub fn read_responses(path: &Path, s: &str) -> Result<Responses> {
         voxel: keep,
         dropped_train_nan,
         dropped_val_nan,
+        dropped,
     })
 }
 

@@ -31,7 +31,8 @@ impl Selector {
     }
 }
 
-/// Which torchvision pipeline images go through before the net.
+/// How images are prepared before the net: a torchvision pipeline over
+/// image files, or the Kay V4 project's TensorFlow one over vim-1 stimuli.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PreprocessKind {
@@ -39,13 +40,21 @@ pub enum PreprocessKind {
     Hw2,
     /// Algonauts devkit: Resize((224, 224)), ToTensor, Normalize(ImageNet).
     Algonauts,
+    /// Kay V4 project: vim-1's float grayscale stimuli `+ .5`, tiled to three
+    /// channels, TF1 `tf.image.resize_images` to 224×224 (bilinear, legacy
+    /// mapping, float32); no crop, no normalisation.
+    /// See [`crate::preprocess::vim1_tensor`].
+    Vim1,
 }
 
 impl PreprocessKind {
-    pub fn pipeline(self) -> crate::preprocess::Preprocess {
+    /// The torchvision pipeline for image files; `None` for [`Vim1`](Self::Vim1),
+    /// whose input is vim-1's float stimuli, not `u8` images.
+    pub fn pipeline(self) -> Option<crate::preprocess::Preprocess> {
         match self {
-            PreprocessKind::Hw2 => crate::preprocess::Preprocess::hw2(),
-            PreprocessKind::Algonauts => crate::preprocess::Preprocess::algonauts(),
+            PreprocessKind::Hw2 => Some(crate::preprocess::Preprocess::hw2()),
+            PreprocessKind::Algonauts => Some(crate::preprocess::Preprocess::algonauts()),
+            PreprocessKind::Vim1 => None,
         }
     }
 }
@@ -108,14 +117,18 @@ pub enum Aggregate {
     /// Lab08 prints the min, max and median R² of each layer.
     Min,
     Max,
+    /// The spread over voxels (numpy's `np.std`, ddof 0): the Kay V4
+    /// project's error bars.
+    Std,
 }
 
 impl Aggregate {
-    pub const ALL: [Aggregate; 4] = [
+    pub const ALL: [Aggregate; 5] = [
         Aggregate::Mean,
         Aggregate::Median,
         Aggregate::Min,
         Aggregate::Max,
+        Aggregate::Std,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -123,6 +136,7 @@ impl Aggregate {
             Aggregate::Median => "median",
             Aggregate::Min => "min",
             Aggregate::Max => "max",
+            Aggregate::Std => "std",
         }
     }
     pub fn parse(s: &str) -> Option<Aggregate> {
@@ -146,6 +160,7 @@ impl Aggregate {
                 .filter(|x| !x.is_nan())
                 .reduce(f64::max)
                 .unwrap_or(f64::NAN),
+            Aggregate::Std => metrics::std(xs),
         }
     }
 }

@@ -106,9 +106,9 @@ fn value(csv: &str, roi: &str, hemi: &str, metric: &str) -> f64 {
     let row = csv
         .lines()
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|c| c[6] == roi && c[2] == hemi && c[7] == metric)
+        .find(|c| c[6] == roi && c[2] == hemi && c[9] == metric)
         .unwrap_or_else(|| panic!("no row {roi} {hemi} {metric}"));
-    row[9].parse().unwrap_or(f64::NAN)
+    row[11].parse().unwrap_or(f64::NAN)
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn the_devkit_workflow_runs_and_a_second_exec_runs_nothing() {
         .lines()
         .map(|l| l.split(',').collect::<Vec<_>>())
         .find(|c| c[6] == "all-vertices" && c[2] == "both")
-        .unwrap()[10]
+        .unwrap()[12]
         .parse()
         .unwrap();
     assert_eq!(n_all, 250.0, "120 lh + 130 rh vertices");
@@ -226,11 +226,12 @@ fn a_second_analysis_reuses_the_extraction_and_the_pca() {
     let csv = fs::read_to_string(env.path("results/results.csv")).unwrap();
     assert!(
         csv.lines()
-            .any(|l| l.starts_with("ridge,subj01,both,alexnet,features.2,0,V1v,pearson_r"))
+            .any(|l| l.starts_with("ridge,subj01,both,alexnet,features.2,0,V1v,,test,pearson_r")),
+        "{csv}"
     );
     assert!(
         csv.lines()
-            .any(|l| l.starts_with("encoding,subj01,lh,alexnet,features.2,0,V1v,pearson_r"))
+            .any(|l| l.starts_with("encoding,subj01,lh,alexnet,features.2,0,V1v,,test,pearson_r"))
     );
 }
 

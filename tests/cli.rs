@@ -128,7 +128,7 @@ fn second_exec_runs_nothing_and_writes_results() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "analysis,subject,hemisphere,source,layer,layer_index,roi,metric,aggregate,value,n_voxels,node_key"
+        "analysis,subject,hemisphere,source,layer,layer_index,roi,split,set,metric,aggregate,value,n_voxels,node_key"
     );
     // 9 fits × (r2, r2_over_nc, pearson_r, noise_ceiling, alpha)
     assert_eq!(lines.count(), 9 * 5);
@@ -136,7 +136,7 @@ fn second_exec_runs_nothing_and_writes_results() {
     let mut lines = wide.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "analysis,subject,source,layer,roi,hemisphere,n_voxels,r2,r2_over_nc,pearson_r,noise_ceiling,alpha"
+        "analysis,subject,source,layer,roi,hemisphere,split,set,n_voxels,r2,r2_over_nc,pearson_r,noise_ceiling,alpha"
     );
     assert_eq!(lines.count(), 9);
     let png = fs::read(env.path("results/heatmap_r2_over_nc_toy.png")).unwrap();
@@ -161,7 +161,7 @@ fn the_synthetic_brain_prefers_edges_early_and_global_late() {
             .map(|l| l.split(',').collect::<Vec<_>>())
             .find(|c| c[3] == layer && c[4] == roi)
             .unwrap();
-        row[8].parse().unwrap()
+        row[10].parse().unwrap()
     };
     assert!(score("edges", "V1") > score("global", "V1"));
     assert!(score("edges", "V1") > score("pixels", "V1"));
@@ -323,7 +323,7 @@ fn a_corrupt_entry_is_detected_and_recomputed() {
     env.exec();
     let before = fs::read(env.path("results/results.csv")).unwrap();
     let entry = fit_entry(&env, "fit/ridge/s1/toy/edges/V4");
-    let f = entry.join("y_pred.npy");
+    let f = entry.join("pred.test.npy");
     let mut bytes = fs::read(&f).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

@@ -1,16 +1,19 @@
-//! runner's image preprocessing against torchvision 0.24 / Pillow 12.3.
+//! runner's image preprocessing against torchvision 0.24 / Pillow 12.3, and
+//! the Kay V4 project's vim-1 input against TensorFlow 2.21.
 //!
 //! Fixtures: tests/fixtures/alexnet (made by make_alexnet_fixtures.py). The
 //! resize must be bit-exact; the float tensors are compared through
 //! torchvision's own ToTensor+Normalize table (`normalize_lut.npy`), which the
 //! script checked reproduces torchvision's full Compose output bit for bit.
+//! tests/fixtures/vim1_preprocess (make_vim1_preprocess_fixtures.py): TF's
+//! `tf.compat.v1.image.resize_images` of the project's shifted, tiled stimuli.
 
 use std::path::{Path, PathBuf};
 
 use runner::npy;
 use runner::preprocess::{
     IMAGENET_MEAN, IMAGENET_STD, Preprocess, Resize, center_crop, center_crop_offsets,
-    normalize_value, resize_bilinear_pil,
+    normalize_value, resize_bilinear_pil, vim1_tensor,
 };
 
 const IMAGES: usize = 4;
@@ -221,4 +224,51 @@ fn full_pipeline_matches_torchvision() {
         }
     }
     println!("Preprocess::apply vs torchvision: max |Δ| = {max_diff:e}");
+}
+
+/// `(stimulus, size)` pairs the vim-1 fixture script wrote: 13×21 and 64×64 to
+/// 224 (upsampling), and to 37 16×16, 13×21 (up), 64×64 (down), 40×29 (down
+/// in height, up in width) and 37×37 (same size: TF skips the resize).
+const VIM1_CASES: [(&str, usize); 7] = [
+    ("r13x21", 224),
+    ("sq64", 224),
+    ("sq16", 37),
+    ("r13x21", 37),
+    ("sq64", 37),
+    ("r40x29", 37),
+    ("sq37", 37),
+];
+
+#[test]
+fn vim1_tensor_matches_tensorflow_resize_images() {
+    // Tolerance: none, bitwise. Both sides cast the float64 `stim + .5` to
+    // float32 per pixel and run the same float32 operations in the same
+    // order (TF's legacy ResizeBilinear: f32 weights, separate mul and add,
+    // no FMA), so any difference would be a porting error, not rounding.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vim1_preprocess");
+    let mut max_diff = 0f32;
+    for (name, size) in VIM1_CASES {
+        let input = npy::read_f64(&dir.join(format!("input_{name}.npy"))).unwrap();
+        assert_eq!(input.shape.len(), 2, "{name}: one H×W stimulus");
+        let (h, w) = (input.shape[0], input.shape[1]);
+        let want = npy::read_f32(&dir.join(format!("tf_{name}_{size}.npy"))).unwrap();
+        assert_eq!(want.shape, vec![size, size], "{name} → {size}");
+        let got = vim1_tensor(&input.data, h, w, size);
+        let n = size * size;
+        assert_eq!(got.len(), 3 * n, "{name} → {size}");
+        for c in 0..3 {
+            let plane = &got[c * n..(c + 1) * n];
+            for (k, (&g, &t)) in plane.iter().zip(&want.data).enumerate() {
+                max_diff = max_diff.max((g - t).abs());
+                assert_eq!(
+                    g.to_bits(),
+                    t.to_bits(),
+                    "{name} {h}×{w} → {size} channel {c} pixel ({}, {}): {g} vs TF {t}",
+                    k / size,
+                    k % size
+                );
+            }
+        }
+    }
+    println!("vim1_tensor vs TensorFlow resize_images: max |Δ| = {max_diff:e}");
 }

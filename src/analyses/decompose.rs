@@ -58,7 +58,9 @@ impl NodeKind for DecomposeTask {
             ));
         }
         let split = crate::nodes::split::read(ctx.input("split")?)?;
-        let (train, test) = (split.fit, split.score);
+        // Rows predicted: the scored ones, then any validation set.
+        let train = split.fit;
+        let test: Vec<usize> = split.score.into_iter().chain(split.validation).collect();
         let needed = train.iter().chain(&test).max().map_or(0, |m| m + 1);
         if n_rows < needed {
             return Err(Error::data(

@@ -181,6 +181,18 @@ impl Expand<'_> {
                 ))
                 .with_help("val_holdout is Lab08's split (format = \"lab08\" subjects)"));
             }
+            (Some(s @ SplitSpec::RandomSplits { .. }), given) => {
+                // Drawn from the subject's fit stimuli (every stimulus with
+                // a response when it has no split of its own).
+                let given = match given {
+                    Some(g @ SplitMethod::Given { .. }) => g.clone(),
+                    _ => SplitMethod::Given {
+                        fit: vec![(0, subject.n_responses)],
+                        score: vec![],
+                    },
+                };
+                s.method(&given, fold)
+            }
             (Some(s), _) => s.method(
                 &SplitMethod::Given {
                     fit: vec![],
@@ -234,6 +246,13 @@ impl Expand<'_> {
                 seed,
                 ..
             } => format!("{column}-holdout{holdout_fraction}-seed{seed}"),
+            SplitMethod::RandomSplits {
+                n_splits,
+                n_test,
+                seed,
+                split,
+                ..
+            } => format!("random{n_splits}x{n_test}-seed{seed}-{split}"),
         };
         let upstream = match &method {
             SplitMethod::ValHoldout { .. } => vec![("subject".to_string(), subject.node)],
@@ -245,6 +264,16 @@ impl Expand<'_> {
             n_stimuli: subject.n_stimuli,
         };
         let (fit, score) = task.sizes();
+        if let SplitMethod::RandomSplits { n_test, pool, .. } = &task.method {
+            let n: usize = pool.iter().map(|r| r.1).sum();
+            if *n_test >= n {
+                return Err(Error::usage(format!(
+                    "analyses.{}: random_splits scores n_test = {n_test} of the {n} training stimuli of subject `{}`, leaving none to fit",
+                    self.name, subject.name
+                ))
+                .with_help("lower n_test (the Kay V4 project: 250 of 1750)"));
+            }
+        }
         if fit == 0 || score == 0 {
             return Err(Error::usage(format!(
                 "analyses.{}: the split of subject `{}` fits {fit} and scores {score} stimuli",
@@ -265,7 +294,20 @@ impl Expand<'_> {
     pub fn reduced(&mut self, h: &Handle, split: NodeIndex, reduce: &Option<Reduce>) -> Handle {
         let Some(r) = reduce else { return h.clone() };
         let subject = self.shared.subject(&h.subject);
-        let mut upstream = vec![("split".to_string(), split)];
+        let mut r = r.clone();
+        if let Reduce::Subsample { pool, .. } = &mut r {
+            // The earlier permutations are of the subject's training stimuli.
+            *pool = match &subject.given {
+                Some(SplitMethod::Given { fit, .. }) => fit.iter().map(|x| x.1).sum(),
+                _ => subject.n_responses,
+            };
+        }
+        let r = &r;
+        let mut upstream = if r.needs_split() {
+            vec![("split".to_string(), split)]
+        } else {
+            vec![]
+        };
         let mut inputs = BTreeMap::new();
         h.attach(&mut upstream, &mut inputs);
         let ix = self.g.add(
@@ -301,6 +343,8 @@ impl Expand<'_> {
                 layer: h.layer.clone(),
                 layer_index: h.layer_index,
                 part: String::new(),
+                split: String::new(),
+                set: String::new(),
             },
             sort_roi: roi.to_string(),
         });
@@ -309,10 +353,15 @@ impl Expand<'_> {
     /// A record whose labels are not one handle's (a joint model's, a
     /// comparison across layers).
     pub fn score_as(&mut self, node: NodeIndex, labels: Labels) {
+        self.score_as_roi(node, labels, "");
+    }
+
+    /// Like [`Expand::score_as`], sorted with the records of `roi`.
+    pub fn score_as_roi(&mut self, node: NodeIndex, labels: Labels, roi: &str) {
         self.scored.push(Scored {
             node,
             labels,
-            sort_roi: String::new(),
+            sort_roi: roi.to_string(),
         });
     }
 }

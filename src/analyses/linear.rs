@@ -134,7 +134,7 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
         metrics: super::metrics(cx, raw.metrics, &[Metric::PearsonR])?,
         aggregate: super::aggregate(cx, raw.aggregate, Aggregate::Median)?,
         by_hemisphere: raw.by_hemisphere.unwrap_or(true),
-        split: super::split(cx, raw.split, true)?,
+        split: super::split(cx, raw.split, true, false)?,
         reduce: super::reduce(cx, raw.reduce)?,
         submission,
         surface_maps: raw.surface_maps.unwrap_or(true),

@@ -10,8 +10,10 @@
 pub mod decompose;
 pub mod expand;
 pub mod linear;
+pub mod pls;
 pub mod ridge_cv;
 pub mod ridge_holdout;
+pub mod sets;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -33,6 +35,10 @@ pub trait Analysis: std::fmt::Debug + Send + Sync {
     fn aggregate(&self) -> Aggregate;
     /// Adds the analysis's nodes and registers its scoring nodes and results.
     fn expand(&self, cx: &mut Expand) -> Result<()>;
+    /// Whether its fits predict an ROI's mean response (scatter plots).
+    fn predicts_roi_mean(&self) -> bool {
+        false
+    }
 }
 
 /// What an analysis's parser may look at: the file (for errors) and the names
@@ -51,6 +57,7 @@ pub const KINDS: &[(&str, ParseFn)] = &[
     ("ridge_cv", ridge_cv::parse),
     ("linear", linear::parse),
     ("ridge_holdout", ridge_holdout::parse),
+    ("pls", pls::parse),
 ];
 
 /// Parses one `[analyses.NAME]` table by its `kind`.
@@ -187,6 +194,10 @@ pub struct RawSplit {
     pub column: Option<Spanned<String>>,
     /// val_holdout: the fraction of the other images held out to choose λ.
     pub holdout_fraction: Option<Spanned<f64>>,
+    /// random_splits: how many splits one RandomState(seed) draws (Kay: 5).
+    pub n_splits: Option<Spanned<usize>>,
+    /// random_splits: stimuli scored per split (Kay: 250 of 1750).
+    pub n_test: Option<Spanned<usize>>,
 }
 
 /// A split as an analysis asks for it; `None` = each subject's own default
@@ -208,17 +219,45 @@ pub enum SplitSpec {
         holdout_fraction: f64,
         seed: Option<u32>,
     },
+    /// The Kay V4 project's: `n_splits` permutations of the subject's
+    /// training stimuli from one RandomState(seed), `n_test` scored each;
+    /// the subject's own test stimuli (vim-1's validation set) are scored
+    /// by every split's model as a separate set.
+    RandomSplits {
+        n_splits: usize,
+        n_test: usize,
+        seed: u32,
+    },
 }
 
 pub fn split(
     cx: &ParseCx,
     raw: Option<Spanned<RawSplit>>,
     kfold_ok: bool,
+    random_ok: bool,
 ) -> Result<Option<SplitSpec>> {
     let Some(raw) = raw else { return Ok(None) };
     let span = raw.span();
     let raw = raw.into_inner();
-    let seed = raw.seed.as_ref().map_or(4, |s| *s.get_ref());
+    let default_seed = if raw.method.get_ref() == "random_splits" {
+        0
+    } else {
+        4
+    };
+    let seed = raw.seed.as_ref().map_or(default_seed, |s| *s.get_ref());
+    if raw.method.get_ref() != "random_splits" {
+        for (key, sp) in [
+            ("n_splits", raw.n_splits.as_ref().map(|s| s.span())),
+            ("n_test", raw.n_test.as_ref().map(|s| s.span())),
+        ] {
+            if let Some(sp) = sp {
+                return Err(cx.src.error(
+                    sp,
+                    format!("`{key}` applies to method \"random_splits\" only"),
+                ));
+            }
+        }
+    }
     if raw.method.get_ref() != "val_holdout" {
         for (key, sp) in [
             ("column", raw.column.as_ref().map(|s| s.span())),
@@ -306,11 +345,46 @@ pub fn split(
                 seed: raw.seed.map(Spanned::into_inner),
             }
         }
+        "random_splits" => {
+            forbid(raw.k.as_ref().map(|s| s.span()), "k", "random_splits")?;
+            forbid(
+                raw.train_percent.as_ref().map(|s| s.span()),
+                "train_percent",
+                "random_splits",
+            )?;
+            if !random_ok {
+                return Err(cx
+                    .src
+                    .error(raw.method.span(), "this analysis has no random-splits mode")
+                    .with_help(
+                        "kind = \"ridge_cv\" and kind = \"pls\" fit every split of random_splits",
+                    ));
+            }
+            let n_splits = raw.n_splits.as_ref().map_or(5, |k| *k.get_ref());
+            if n_splits == 0 {
+                let sp = raw.n_splits.as_ref().map_or(span, |s| s.span());
+                return Err(cx.src.error(sp, "n_splits must be ≥ 1"));
+            }
+            let Some(n_test) = raw.n_test.as_ref() else {
+                return Err(cx
+                    .src
+                    .error(span, "random_splits needs `n_test`, the stimuli scored per split")
+                    .with_help("the Kay V4 project: split = { method = \"random_splits\", n_splits = 5, n_test = 250, seed = 0 }"));
+            };
+            if *n_test.get_ref() == 0 {
+                return Err(cx.src.error(n_test.span(), "n_test must be ≥ 1"));
+            }
+            SplitSpec::RandomSplits {
+                n_splits,
+                n_test: *n_test.get_ref(),
+                seed,
+            }
+        }
         other => {
             return Err(cx
                 .src
                 .error(raw.method.span(), format!("unknown split method `{other}`"))
-                .with_help("method = \"given\" (the subject's splits), \"holdout\" (train_percent, seed), \"kfold\" (k, seed) or \"val_holdout\" (column, holdout_fraction, seed: Lab08's)"));
+                .with_help("method = \"given\" (the subject's splits), \"holdout\" (train_percent, seed), \"kfold\" (k, seed), \"val_holdout\" (column, holdout_fraction, seed: Lab08's) or \"random_splits\" (n_splits, n_test, seed: Kay V4's)"));
         }
     };
     Ok(Some(spec))
@@ -350,24 +424,53 @@ impl SplitSpec {
                     sizes,
                 }
             }
+            SplitSpec::RandomSplits {
+                n_splits,
+                n_test,
+                seed,
+            } => {
+                // The subject's fit stimuli are drawn from; its scored ones
+                // stay out of every split, as vim-1's validation images.
+                let (pool, validation) = match given {
+                    SplitMethod::Given { fit, score } => (fit.clone(), score.clone()),
+                    _ => (vec![], vec![]),
+                };
+                SplitMethod::RandomSplits {
+                    n_splits: *n_splits,
+                    n_test: *n_test,
+                    seed: *seed,
+                    split: fold,
+                    pool,
+                    validation,
+                }
+            }
         }
     }
     pub fn folds(&self) -> usize {
         match self {
             SplitSpec::KFold { k, .. } => *k,
+            SplitSpec::RandomSplits { n_splits, .. } => *n_splits,
             _ => 1,
         }
     }
 }
 
-/// `reduce = { method = "incremental_pca" | "pca", n_components, batch_size }`.
+/// `reduce = { method = "incremental_pca" | "pca", n_components, batch_size }`
+/// or `{ method = "subsample", n_columns, seed, after_splits }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReduce {
     pub method: Spanned<String>,
-    pub n_components: Spanned<usize>,
+    pub n_components: Option<Spanned<usize>>,
     /// incremental_pca: stimuli per `partial_fit` (devkit: 100).
     pub batch_size: Option<Spanned<usize>>,
+    /// subsample: feature columns kept (Kay V4: 5000 of 75,264).
+    pub n_columns: Option<Spanned<usize>>,
+    /// subsample: numpy RandomState seed (Kay V4: 0, the splits' state).
+    pub seed: Option<Spanned<u32>>,
+    /// subsample: permutations of the training stimuli drawn from the same
+    /// state before the columns (Kay V4: its 5 splits).
+    pub after_splits: Option<Spanned<usize>>,
 }
 
 pub fn reduce(
@@ -376,14 +479,61 @@ pub fn reduce(
 ) -> Result<Option<crate::nodes::reduce::Reduce>> {
     use crate::nodes::reduce::Reduce;
     let Some(raw) = raw else { return Ok(None) };
+    let span = raw.span();
     let raw = raw.into_inner();
-    let k = *raw.n_components.get_ref();
+    let method = raw.method.get_ref().as_str();
+    let only = |key: &str, sp: Option<Range<usize>>, m: &str| -> Result<()> {
+        match sp {
+            Some(sp) => Err(cx
+                .src
+                .error(sp, format!("`{key}` does not apply to method \"{m}\""))),
+            None => Ok(()),
+        }
+    };
+    if method == "subsample" {
+        only(
+            "n_components",
+            raw.n_components.as_ref().map(|s| s.span()),
+            method,
+        )?;
+        only(
+            "batch_size",
+            raw.batch_size.as_ref().map(|s| s.span()),
+            method,
+        )?;
+        let Some(n) = raw.n_columns else {
+            return Err(cx
+                .src
+                .error(span, "subsample needs `n_columns`")
+                .with_help("the Kay V4 project: reduce = { method = \"subsample\", n_columns = 5000, seed = 0, after_splits = 5 }"));
+        };
+        if *n.get_ref() == 0 {
+            return Err(cx.src.error(n.span(), "n_columns must be ≥ 1"));
+        }
+        return Ok(Some(Reduce::Subsample {
+            n_columns: n.into_inner(),
+            seed: raw.seed.map_or(0, Spanned::into_inner),
+            after_splits: raw.after_splits.map_or(0, Spanned::into_inner),
+            pool: 0,
+        }));
+    }
+    for (key, sp) in [
+        ("n_columns", raw.n_columns.as_ref().map(|s| s.span())),
+        ("seed", raw.seed.as_ref().map(|s| s.span())),
+        ("after_splits", raw.after_splits.as_ref().map(|s| s.span())),
+    ] {
+        only(key, sp, method)?;
+    }
+    let Some(n_components) = raw.n_components else {
+        return Err(cx.src.error(span, format!("{method} needs `n_components`")));
+    };
+    let k = *n_components.get_ref();
     if k == 0 {
         return Err(cx
             .src
-            .error(raw.n_components.span(), "n_components must be ≥ 1"));
+            .error(n_components.span(), "n_components must be ≥ 1"));
     }
-    match raw.method.get_ref().as_str() {
+    match method {
         "incremental_pca" => {
             let b = raw.batch_size.as_ref().map_or(100, |b| *b.get_ref());
             if b == 0 {
@@ -408,6 +558,6 @@ pub fn reduce(
         other => Err(cx
             .src
             .error(raw.method.span(), format!("unknown reduction `{other}`"))
-            .with_help("method = \"incremental_pca\" (the Algonauts devkit) or \"pca\"")),
+            .with_help("method = \"incremental_pca\" (the Algonauts devkit), \"pca\" or \"subsample\" (n_columns, seed, after_splits: Kay V4's)")),
     }
 }

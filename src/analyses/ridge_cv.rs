@@ -15,12 +15,12 @@ use serde_spanned::Spanned;
 use toml::de::DeValue;
 
 use super::expand::Expand;
+use super::sets::{ScoreTask, Set, Target};
 use super::{Analysis, ParseCx, SplitSpec};
 use crate::error::Result;
 use crate::node::{Ctx, NodeKind, as_indices};
 use crate::nodes::reduce::Reduce;
 use crate::numerics::ridge;
-use crate::record::Record;
 use crate::vocab::{Aggregate, Metric};
 
 /// Every α costs a pass over the predictions of every fit; beyond this a grid
@@ -47,6 +47,10 @@ struct Raw {
     nc_repeats: Option<Spanned<u32>>,
     split: Option<Spanned<super::RawSplit>>,
     reduce: Option<Spanned<super::RawReduce>>,
+    /// "voxels" (default) or "roi_mean".
+    target: Option<Spanned<String>>,
+    /// Which stimuli are scored: "train", "test", "validation".
+    sets: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug)]
@@ -62,6 +66,8 @@ pub struct RidgeCv {
     pub nc_repeats: Option<u32>,
     pub split: Option<SplitSpec>,
     pub reduce: Option<Reduce>,
+    pub target: Target,
+    pub sets: Option<Vec<Set>>,
 }
 
 pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<Arc<dyn Analysis>> {
@@ -99,18 +105,32 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
         }
         k => k.map(Spanned::into_inner),
     };
+    let target = super::sets::target(cx, raw.target)?;
+    let metrics = super::metrics(cx, raw.metrics.clone(), &Metric::ALL)?;
+    if target == Target::RoiMean && metrics.contains(&Metric::R2OverNc) {
+        let sp = raw.metrics.as_ref().map_or(span, |m| m.span());
+        return Err(cx
+            .src
+            .error(
+                sp,
+                "target = \"roi_mean\" has no noise ceiling: r2_over_nc cannot be scored",
+            )
+            .with_help("set metrics = [\"pearson_r2\", \"pearson_r\", \"r2\"]"));
+    }
     Ok(Arc::new(RidgeCv {
         alpha_grid: grid,
         alpha_per_voxel: raw.alpha_per_voxel.unwrap_or(false),
         fit_intercept: raw.fit_intercept.unwrap_or(true),
         features: super::pick(cx, raw.features, &cx.features, "feature source")?,
         rois: super::pick(cx, raw.rois, &cx.rois, "ROI")?,
-        metrics: super::metrics(cx, raw.metrics, &Metric::ALL)?,
+        metrics,
         aggregate: super::aggregate(cx, raw.aggregate, Aggregate::Mean)?,
         by_hemisphere: raw.by_hemisphere.unwrap_or(false),
         nc_repeats,
-        split: super::split(cx, raw.split, false)?,
+        split: super::split(cx, raw.split, false, true)?,
         reduce: super::reduce(cx, raw.reduce)?,
+        target,
+        sets: super::sets::sets(cx, raw.sets)?,
     }))
 }
 
@@ -123,8 +143,13 @@ impl Analysis for RidgeCv {
         self.aggregate
     }
 
+    fn predicts_roi_mean(&self) -> bool {
+        self.target == Target::RoiMean
+    }
+
     fn expand(&self, cx: &mut Expand) -> Result<()> {
         let handles: Vec<_> = cx.shared.handles_of(&self.features).cloned().collect();
+        let folds = self.split.as_ref().map_or(1, SplitSpec::folds);
         for h in handles {
             let subject = cx.shared.subject(&h.subject);
             if !(subject.noise_ceiling || subject.nc_given)
@@ -132,68 +157,93 @@ impl Analysis for RidgeCv {
             {
                 return Err(no_noise_ceiling(cx.name, subject));
             }
-            let (split, (nt, ne)) = cx.split(subject, &self.split, 0)?;
-            let h = cx.reduced(&h, split, &self.reduce);
-            let p = h.width;
-            let mut upstream = vec![("split".to_string(), split)];
-            let mut inputs = BTreeMap::new();
-            h.attach(&mut upstream, &mut inputs);
-            let dec = cx.g.add(
-                format!("decompose/{}", h.id()),
-                super::decompose::DecomposeTask {
-                    features: h.features.clone(),
-                    fit_intercept: self.fit_intercept,
-                    sizes: (nt, ne, p),
-                },
-                upstream,
-                inputs,
-            );
-            for roi_name in &self.rois {
-                let roi = subject.roi(roi_name);
-                if let Some((why, help)) = &roi.empty {
-                    return Err(crate::error::Error::usage(format!(
-                        "analyses.{}: ROI `{roi_name}` of subject `{}` {why}",
-                        cx.name, subject.name
-                    ))
-                    .with_help(help.clone()));
-                }
-                let v = roi.n_voxels as u64;
-                let ups = |role: &str, ix| (role.to_string(), ix);
-                let id = format!("{}/{}/{roi_name}", cx.name, h.id());
-                let fit = cx.g.add(
-                    format!("fit/{id}"),
-                    FitTask {
-                        alpha_grid: self.alpha_grid.clone(),
-                        alpha_per_voxel: self.alpha_per_voxel,
-                        sizes: (nt, ne, v),
+            let sets = super::sets::resolve(cx.name, &self.sets, &self.split, subject)?;
+            let mut per_roi: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+            for fold in 0..folds {
+                let (split, (nt, ne)) = cx.split(subject, &self.split, fold)?;
+                let h = cx.reduced(&h, split, &self.reduce);
+                let p = h.width;
+                let mut upstream = vec![("split".to_string(), split)];
+                let mut inputs = BTreeMap::new();
+                h.attach(&mut upstream, &mut inputs);
+                let dec = cx.g.add(
+                    if folds > 1 {
+                        format!("decompose/{}/{fold}", h.id())
+                    } else {
+                        format!("decompose/{}", h.id())
                     },
-                    vec![
-                        ups("decompose", dec),
-                        ups("subject", subject.node),
-                        ups("roi", roi.node),
-                        ups("split", split),
-                    ],
-                    BTreeMap::new(),
+                    super::decompose::DecomposeTask {
+                        features: h.features.clone(),
+                        fit_intercept: self.fit_intercept,
+                        sizes: (nt, ne, p),
+                    },
+                    upstream,
+                    inputs,
                 );
-                let score = cx.g.add(
-                    format!("score/{id}"),
-                    ScoreTask {
+                for roi_name in &self.rois {
+                    let roi = subject.roi(roi_name);
+                    if let Some((why, help)) = &roi.empty {
+                        return Err(crate::error::Error::usage(format!(
+                            "analyses.{}: ROI `{roi_name}` of subject `{}` {why}",
+                            cx.name, subject.name
+                        ))
+                        .with_help(help.clone()));
+                    }
+                    let v = roi.n_voxels as u64;
+                    let ups = |role: &str, ix| (role.to_string(), ix);
+                    let id = if folds > 1 {
+                        format!("{}/{}/{roi_name}/{fold}", cx.name, h.id())
+                    } else {
+                        format!("{}/{}/{roi_name}", cx.name, h.id())
+                    };
+                    let fit = cx.g.add(
+                        format!("fit/{id}"),
+                        FitTask {
+                            alpha_grid: self.alpha_grid.clone(),
+                            alpha_per_voxel: self.alpha_per_voxel,
+                            target: self.target,
+                            sets: sets.clone(),
+                            sizes: (nt, ne, v),
+                        },
+                        vec![
+                            ups("decompose", dec),
+                            ups("subject", subject.node),
+                            ups("roi", roi.node),
+                            ups("split", split),
+                        ],
+                        BTreeMap::new(),
+                    );
+                    let task = ScoreTask {
                         nc_repeats: self.nc_repeats,
                         metrics: self.metrics.clone(),
-                        aggregate: self.aggregate,
+                        aggregates: if sets == [Set::Test] {
+                            vec![self.aggregate]
+                        } else {
+                            super::sets::aggregates(self.aggregate)
+                        },
                         by_hemisphere: self.by_hemisphere,
                         roi: roi_name.clone(),
-                        sizes: (ne, v),
-                    },
-                    vec![
-                        ups("fit", fit),
-                        ups("subject", subject.node),
-                        ups("roi", roi.node),
-                        ups("split", split),
-                    ],
-                    BTreeMap::new(),
-                );
-                cx.score(score, &h, roi_name);
+                        target: self.target,
+                        sets: sets.clone(),
+                        extras: vec!["alpha".into()],
+                        sizes: (ne.max(nt), v),
+                    };
+                    let score = cx.g.add(
+                        format!("score/{id}"),
+                        task.clone(),
+                        vec![
+                            ups("fit", fit),
+                            ups("subject", subject.node),
+                            ups("roi", roi.node),
+                            ups("split", split),
+                        ],
+                        BTreeMap::new(),
+                    );
+                    per_roi.entry(roi_name).or_default().push((score, task));
+                }
+            }
+            for roi_name in &self.rois {
+                super::sets::register(cx, &h, roi_name, &per_roi[roi_name.as_str()]);
             }
         }
         Ok(())
@@ -208,12 +258,14 @@ pub fn no_noise_ceiling(analysis: &str, s: &super::expand::SharedSubject) -> cra
     .with_help("set metrics without r2_over_nc, e.g. metrics = [\"pearson_r\", \"r2\"]")
 }
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FitTask {
     pub alpha_grid: Vec<f64>,
     pub alpha_per_voxel: bool,
+    pub target: Target,
+    pub sets: Vec<Set>,
     /// Sizes for the memory estimate: fit and score stimuli, voxels.
     #[serde(skip)]
     pub sizes: (u64, u64, u64),
@@ -284,7 +336,7 @@ impl NodeKind for FitTask {
         let dec = super::decompose::load(ctx.input("decompose")?)?;
         let idx = as_indices(&ctx.input("roi")?.read_f64("indices.npy")?);
         let split = crate::nodes::split::read(ctx.input("split")?)?;
-        let y = ctx.input("subject")?.read_f32("y.npy")?;
+        let y = ctx.input("subject")?.read_f64("y.npy")?;
         let (_, v_all) = y.rows_cols();
         let n = split.fit.len();
         if n != dec.basis.nrows() {
@@ -293,12 +345,11 @@ impl NodeKind for FitTask {
                 dec.basis.nrows()
             )));
         }
-        let v = idx.len();
-        let mut y_roi = Vec::with_capacity(n * v);
-        for &i in &split.fit {
-            let row = &y.data[i * v_all..(i + 1) * v_all];
-            y_roi.extend(idx.iter().map(|&j| row[j] as f64));
-        }
+        let v = match self.target {
+            Target::Voxels => idx.len(),
+            Target::RoiMean => 1,
+        };
+        let y_roi = super::sets::targets(&y.data, v_all, &split.fit, &idx, self.target);
         drop(y);
         ctx.progress
             .set_message(format!("{} α × {v} voxels", self.alpha_grid.len()));
@@ -332,11 +383,19 @@ impl NodeKind for FitTask {
         }
         // The grid need not be sorted: edges are its smallest and largest values.
         let (lo, hi) = grid_edges(&self.alpha_grid);
-        ctx.out.write_npy(
-            "y_pred.npy",
-            &[dec.cross.nrows(), v],
-            &ridge::to_row_major(cv.y_pred.as_ref()),
-        )?;
+        // The cross products' rows are the score stimuli, then validation.
+        let rows = ridge::to_row_major(cv.y_pred.as_ref());
+        let ne = split.score.len();
+        for &set in &self.sets {
+            let (data, n_set) = match set {
+                Set::Test => (rows[..ne * v].to_vec(), ne),
+                Set::Validation if split.validation.is_empty() => (rows[..ne * v].to_vec(), ne),
+                Set::Validation => (rows[ne * v..].to_vec(), split.validation.len()),
+                Set::Train => return Err(ctx.fail("PENDING-YFIT")),
+            };
+            ctx.out
+                .write_npy(&format!("pred.{}.npy", set.name()), &[n_set, v], &data)?;
+        }
         ctx.out.write_npy("alpha.npy", &[v], &alphas)?;
         ctx.out.write_npy(
             "loo_mse.npy",
@@ -353,86 +412,6 @@ impl NodeKind for FitTask {
                 at_upper_edge: alphas.iter().filter(|&&a| a == hi).count(),
             },
         )
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScoreTask {
-    /// k in NC = ncsnr²/(ncsnr² + 1/k); None = the subject's repeat count.
-    pub nc_repeats: Option<u32>,
-    pub metrics: Vec<Metric>,
-    pub aggregate: Aggregate,
-    pub by_hemisphere: bool,
-    /// The ROI's name as the record labels it.
-    pub roi: String,
-    /// Sizes for the memory estimate: score stimuli, voxels.
-    #[serde(skip)]
-    pub sizes: (u64, u64),
-}
-
-impl NodeKind for ScoreTask {
-    fn kind(&self) -> &'static str {
-        "score"
-    }
-    fn version(&self) -> u32 {
-        VERSION
-    }
-    fn mem_bytes(&self) -> u64 {
-        let (ne, v) = self.sizes;
-        8 * ne * v * 4
-    }
-    fn run(&self, ctx: &Ctx) -> Result<()> {
-        let subject = ctx.input("subject")?;
-        let voxels = crate::nodes::subject::read_voxels(subject)?;
-        let idx = as_indices(&ctx.input("roi")?.read_f64("indices.npy")?);
-        let split = crate::nodes::split::read(ctx.input("split")?)?;
-        let y = subject.read_f32("y.npy")?;
-        let fit = ctx.input("fit")?;
-        let y_pred = fit.read_f64("y_pred.npy")?;
-        let alphas = fit.read_f64("alpha.npy")?.data;
-        let (_, v_all) = y.rows_cols();
-        let (n, v) = (split.score.len(), idx.len());
-        if y_pred.shape != [n, v] {
-            return Err(ctx.fail(format!(
-                "predictions are {:?} but the score set is {n} images × {v} voxels",
-                y_pred.shape
-            )));
-        }
-        let mut truth = Vec::with_capacity(n * v);
-        for &i in &split.score {
-            truth.extend(idx.iter().map(|&j| y.data[i * v_all + j] as f64));
-        }
-        // NSD: ncsnr²/(ncsnr² + 1/k); Lab08: as the data gives it.
-        let nc: Option<Vec<f64>> = crate::nodes::subject::noise_ceiling(subject, self.nc_repeats)?
-            .map(|all| idx.iter().map(|&j| all[j]).collect());
-        let scores =
-            crate::record::score_voxels(&self.metrics, &y_pred.data, &truth, n, v, nc.as_deref());
-        let mut values: Vec<(&str, &[f64])> =
-            scores.iter().map(|(m, v)| (m.name(), &v[..])).collect();
-        if let Some(nc) = &nc {
-            values.push(("noise_ceiling", nc));
-        }
-        let hemi: Vec<&str> = idx.iter().map(|&j| voxels.hemi[j].as_str()).collect();
-        let voxel: Vec<i64> = idx.iter().map(|&j| voxels.index[j] as i64).collect();
-        let mut rec = Record::default();
-        rec.add_voxels(&self.roi, &hemi, &voxel, &values);
-        rec.summarize(
-            &self.roi,
-            &voxels.hemis(),
-            &hemi,
-            &values,
-            self.aggregate,
-            self.by_hemisphere,
-        );
-        // The chosen α: per voxel, and the ROI's (shared, or the median).
-        let alpha = [("alpha", &alphas[..])];
-        rec.add_voxels(&self.roi, &hemi, &voxel, &alpha);
-        rec.summarize(&self.roi, &[], &hemi, &alpha, Aggregate::Median, false);
-        rec.write(ctx)
-    }
-
-    fn warnings(&self, entry: &dyn Fn() -> Result<crate::cache::Entry>) -> Result<Vec<String>> {
-        crate::record::empty_warning(&entry()?)
     }
 }
 

@@ -206,7 +206,7 @@ pub fn parse(_name: &str, value: Spanned<DeValue<'_>>, cx: &ParseCx) -> Result<A
         penalize_intercept: raw.penalize_intercept.unwrap_or(true),
         refit: raw.refit.unwrap_or(false),
         epsilon,
-        split: super::split(cx, raw.split, false)?,
+        split: super::split(cx, raw.split, false, false)?,
         best_layer: raw.best_layer,
         varpart,
         maps: raw.maps,
@@ -258,6 +258,8 @@ impl Set {
                 1000 + self.members.iter().map(|h| h.layer_index).sum::<usize>()
             },
             part: String::new(),
+            split: String::new(),
+            set: String::new(),
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum SubjectFormat {
     /// Lab08's NSD volume files (`S<n>_betas_avg_bigmask.hdf5`,
     /// `S<n>_image_info.csv`, `S<n>_voxel_roi_info.npy`), as the lab ships them.
     Lab08,
+    /// vim-1 (Kay et al. 2008) as CRCNS distributes it: subject `id` (`S1`)
+    /// of `EstimatedResponses.mat`, stimuli in `Stimuli.mat`.
+    Vim1 { id: String },
 }
 
 #[derive(Debug, Clone)]
@@ -73,11 +76,14 @@ pub enum FeatureKind {
     /// One `<layer>.npy` per layer, rows = the subject's images in split order.
     Npy { dir: String, dir_span: Range<usize> },
     /// One HDF5 file per layer (`path` with `{subject}` and `{layer}`), the
-    /// matrix in `dataset` (Lab08: `S1_Conv1_pca100.hdf5`, `features`).
+    /// matrix in `datasets`, stacked by rows in their order (Lab08:
+    /// `S1_Conv1_pca100.hdf5`, `features`; Kay V4:
+    /// `alexnet_conv3_features.h5`, `train` then `val`). N-D datasets are
+    /// flattened in C order (NHWC conv maps: h, w, c).
     Hdf5 {
         path: String,
         path_span: Range<usize>,
-        dataset: String,
+        datasets: Vec<String>,
     },
     /// Activations of a `[models.*]` net on the subject's images; layers are taps.
     Extract {
@@ -147,6 +153,11 @@ pub enum PlotKind {
     Heatmap,
     /// The Algonauts devkit: ROI aggregates, left vs right hemisphere.
     RoiBars,
+    /// Kay V4: mean ± std over voxels per set (train, test, validation),
+    /// analyses side by side.
+    SetBars,
+    /// Kay V4: predicted vs measured ROI-mean response per stimulus.
+    Scatter,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +170,12 @@ pub struct PlotSpec {
     /// Explicit column order; by default ROIs are sorted by name (V1 < V2 < V10 < ventral),
     /// so that reordering `[rois.*]` tables changes no key.
     pub rois: Option<Vec<String>>,
+    /// set_bars: the analyses drawn side by side.
+    pub analyses: Vec<String>,
+    /// set_bars: the split drawn (None: the first, "0", or the only one).
+    pub split: Option<String>,
+    /// scatter: the set drawn.
+    pub set: String,
 }
 
 /// Reads and checks an experiment file.
@@ -403,8 +420,16 @@ impl Validator<'_> {
         let raw = raw.into_inner();
         let path_span = raw.path.span();
         let path = self.resolve(raw.path.get_ref());
-        let lab08 = raw.format.as_ref().is_some_and(|f| f.get_ref() == "lab08");
-        let hemis = if lab08 {
+        let volume = raw
+            .format
+            .as_ref()
+            .is_some_and(|f| f.get_ref() == "lab08" || f.get_ref() == "vim1");
+        if let Some(id) = &raw.id
+            && raw.format.as_ref().is_none_or(|f| f.get_ref() != "vim1")
+        {
+            return self.err(id.span(), "`id` applies to format \"vim1\" only");
+        }
+        let hemis = if volume {
             // Volume voxels: one group, summarised as both hemispheres.
             vec![crate::record::BOTH.to_string()]
         } else {
@@ -474,6 +499,24 @@ impl Validator<'_> {
                 }
                 SubjectFormat::Lab08
             }
+            Some("vim1") => {
+                for (key, sp) in [
+                    ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
+                    ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
+                    ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
+                    ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
+                    ("hemis", raw.hemis.as_ref().map(|v| v.span())),
+                ] {
+                    if let Some(sp) = sp {
+                        return Err(self
+                            .src
+                            .error(sp, format!("`{key}` does not apply to format \"vim1\""))
+                            .with_help("vim-1 subjects are the voxels of EstimatedResponses.mat (repeat-averaged, no noise ceiling), its 1750 training images fit and 120 validation images score; an analysis's `split` draws other splits"));
+                    }
+                }
+                let id = raw.id.map_or_else(|| name.clone(), Spanned::into_inner);
+                SubjectFormat::Vim1 { id }
+            }
             Some(other) => {
                 return Err(self
                     .src
@@ -482,7 +525,7 @@ impl Validator<'_> {
                         format!("unknown subject format `{other}`"),
                     )
                     .with_help(
-                        "format = \"runner-nsd-v1\" (default; HW2's NSD data), \"algonauts2023\" or \"lab08\"",
+                        "format = \"runner-nsd-v1\" (default; HW2's NSD data), \"algonauts2023\", \"lab08\" or \"vim1\"",
                     ));
             }
         };
@@ -830,13 +873,28 @@ impl Validator<'_> {
                         "kind \"hdf5\" names each file with `path` (with {layer}), not `dir`",
                     );
                 }
+                let datasets = match (raw.dataset, raw.datasets) {
+                    (Some(_), Some(d)) => {
+                        return self.err(
+                            d.span(),
+                            "give `dataset` (one) or `datasets` (stacked by rows), not both",
+                        );
+                    }
+                    (Some(d), None) => vec![d.into_inner()],
+                    (None, Some(d)) => {
+                        let sp = d.span();
+                        let d = d.into_inner();
+                        if d.is_empty() {
+                            return self.err(sp, "datasets must not be empty");
+                        }
+                        d
+                    }
+                    (None, None) => vec!["features".into()],
+                };
                 FeatureKind::Hdf5 {
                     path_span: path.span(),
                     path: path.into_inner(),
-                    dataset: raw
-                        .dataset
-                        .map(Spanned::into_inner)
-                        .unwrap_or_else(|| "features".into()),
+                    datasets,
                 }
             }
             "extract" => {
@@ -858,11 +916,12 @@ impl Validator<'_> {
                 let preprocess = match raw.preprocess.as_ref().map(|p| p.get_ref().as_str()) {
                     None | Some("hw2") => PreprocessKind::Hw2,
                     Some("algonauts") => PreprocessKind::Algonauts,
+                    Some("vim1") => PreprocessKind::Vim1,
                     Some(other) => {
                         return Err(self
                             .src
                             .error(raw.preprocess.as_ref().unwrap().span(), format!("unknown preprocess `{other}`"))
-                            .with_help("\"hw2\" (resize 256×256, crop 224) or \"algonauts\" (resize 224×224)"));
+                            .with_help("\"hw2\" (resize 256×256, crop 224), \"algonauts\" (resize 224×224) or \"vim1\" (vim-1 stimuli, TF1 bilinear 224×224, no normalisation)"));
                     }
                 };
                 let batch_size = match raw.batch_size {
@@ -1028,17 +1087,85 @@ impl Validator<'_> {
         let kind = match raw.kind.get_ref().as_str() {
             "heatmap" => PlotKind::Heatmap,
             "roi_bars" => PlotKind::RoiBars,
+            "set_bars" => PlotKind::SetBars,
+            "scatter" => PlotKind::Scatter,
             other => {
                 return Err(self
                     .src
                     .error(raw.kind.span(), format!("unknown plot kind `{other}`"))
                     .with_help(
-                        "use kind = \"heatmap\" (layers × ROIs) or \"roi_bars\" (ROIs, lh vs rh)",
+                        "use kind = \"heatmap\" (layers × ROIs), \"roi_bars\" (ROIs, lh vs rh), \"set_bars\" (train/test/validation per analysis) or \"scatter\" (predicted vs measured ROI mean)",
                     ));
             }
         };
         let names: Vec<&str> = analyses.iter().map(|(n, _)| n.as_str()).collect();
+        for (key, sp, ok) in [
+            (
+                "analyses",
+                raw.analyses.as_ref().map(|a| a.span()),
+                kind == PlotKind::SetBars,
+            ),
+            (
+                "split",
+                raw.split.as_ref().map(|a| a.span()),
+                kind == PlotKind::SetBars,
+            ),
+            (
+                "set",
+                raw.set.as_ref().map(|a| a.span()),
+                kind == PlotKind::Scatter,
+            ),
+        ] {
+            if let (Some(sp), false) = (sp, ok) {
+                return self.err(
+                    sp,
+                    format!(
+                        "`{key}` does not apply to plot kind \"{}\"",
+                        raw.kind.get_ref()
+                    ),
+                );
+            }
+        }
+        let mut drawn: Vec<String> = Vec::new();
+        if kind == PlotKind::SetBars {
+            if let Some(a) = &raw.analysis {
+                return self.err(
+                    a.span(),
+                    "set_bars draws several analyses: name them in `analyses`",
+                );
+            }
+            drawn = match &raw.analyses {
+                None => names.iter().map(|n| n.to_string()).collect(),
+                Some(list) => {
+                    for a in list.get_ref() {
+                        if !names.contains(&a.as_str()) {
+                            return Err(self
+                                .src
+                                .error(list.span(), format!("unknown analysis `{a}`"))
+                                .with_help(format!("declared analyses: {}", names.join(", "))));
+                        }
+                    }
+                    if list.get_ref().is_empty() {
+                        return self.err(list.span(), "analyses must not be empty");
+                    }
+                    list.get_ref().clone()
+                }
+            };
+        }
+        let set = match &raw.set {
+            None => "validation".to_string(),
+            Some(s) if ["train", "test", "validation"].contains(&s.get_ref().as_str()) => {
+                s.get_ref().clone()
+            }
+            Some(s) => {
+                return self.err(
+                    s.span(),
+                    format!("unknown set `{}` (train, test, validation)", s.get_ref()),
+                );
+            }
+        };
         let analysis = match &raw.analysis {
+            None if kind == PlotKind::SetBars => drawn[0].clone(),
             Some(a) => {
                 if !names.contains(&a.get_ref().as_str()) {
                     return Err(self
@@ -1064,6 +1191,28 @@ impl Validator<'_> {
             .find(|(n, _)| *n == analysis)
             .map(|(_, a)| a.metrics())
             .unwrap_or_default();
+        if kind == PlotKind::Scatter
+            && !analyses
+                .iter()
+                .any(|(n, a)| *n == analysis && a.predicts_roi_mean())
+        {
+            let at = raw
+                .analysis
+                .as_ref()
+                .map(|a| a.span())
+                .unwrap_or(span.clone());
+            return Err(self
+                .src
+                .error(
+                    at,
+                    format!(
+                        "analyses.{analysis} predicts voxels; a scatter plot draws an ROI-mean fit"
+                    ),
+                )
+                .with_help(
+                    "give the analysis target = \"roi_mean\" (the Kay V4 project's V4 average)",
+                ));
+        }
         let metric = match &raw.metric {
             None if reported.iter().any(|m| m == Metric::R2OverNc.name()) => Metric::R2OverNc,
             None => Metric::parse(&reported[0]).unwrap_or(Metric::PearsonR),
@@ -1135,6 +1284,9 @@ impl Validator<'_> {
             formats,
             title: raw.title,
             rois: order,
+            analyses: drawn,
+            split: raw.split.map(Spanned::into_inner),
+            set,
         })
     }
 }
@@ -1258,6 +1410,29 @@ alpha_grid = [0.1, 1.0, 10.0]
             err.starts_with("exp/t.toml:21:1: unknown field `alpha_per_vox`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn preprocess_vim1_is_accepted_and_listed() {
+        let with = |p: &str| {
+            MINIMAL.replace(
+                "[features.toy]\nkind = \"npy\"\ndir = \"feats/{subject}\"\nlayers = [\"a\", \"b\"]\n",
+                &format!(
+                    "[models.alexnet]\narch = \"alexnet\"\nseed = 0\n\n\
+                     [features.toy]\nkind = \"extract\"\nmodel = \"alexnet\"\npreprocess = \"{p}\"\n\
+                     layers = [\"fc1\"]\n"
+                ),
+            )
+        };
+        let e = parse_str(&with("vim1")).unwrap();
+        let FeatureKind::Extract { preprocess, .. } = &e.features[0].kind else {
+            panic!("features.toy is an extract")
+        };
+        assert_eq!(*preprocess, PreprocessKind::Vim1);
+        let err = parse_str(&with("tf1")).unwrap_err();
+        let help = format!("{:?}", miette::Report::new(err));
+        assert!(help.contains("unknown preprocess `tf1`"), "{help}");
+        assert!(help.contains("\"vim1\""), "{help}");
     }
 
     #[test]

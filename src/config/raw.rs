@@ -45,8 +45,11 @@ pub struct RawHeader {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubject {
-    /// "runner-nsd-v1" (default; see README), "algonauts2023" or "lab08".
+    /// "runner-nsd-v1" (default; see README), "algonauts2023", "lab08" or "vim1".
     pub format: Option<Spanned<String>>,
+    /// vim1: the subject's suffix in the files (`S1` of `dataTrnS1`);
+    /// default: the subject's table name.
+    pub id: Option<Spanned<String>>,
     /// The subject's directory, in that layout.
     pub path: Spanned<PathBuf>,
     pub train_splits: Option<Spanned<Vec<String>>>,
@@ -135,12 +138,15 @@ pub struct RawFeatures {
     pub path: Option<Spanned<String>>,
     /// `hdf5`: the dataset holding images × features (default: `features`).
     pub dataset: Option<Spanned<String>>,
+    /// `hdf5`: several datasets stacked by rows (Kay V4: `["train", "val"]`).
+    pub datasets: Option<Spanned<Vec<String>>>,
     pub layers: Spanned<Vec<String>>,
     /// Subjects these features are fitted to (default: all).
     pub subjects: Option<Spanned<Vec<String>>>,
     /// `extract`: the `[models.*]` table to run.
     pub model: Option<Spanned<String>>,
-    /// `extract`: "hw2" (resize 256², crop 224) or "algonauts" (resize 224²).
+    /// `extract`: "hw2" (resize 256², crop 224), "algonauts" (resize 224²) or
+    /// "vim1" (vim-1 float stimuli, TF1 bilinear 224², no normalisation).
     pub preprocess: Option<Spanned<String>>,
     pub batch_size: Option<Spanned<usize>>,
     /// `extract`: "auto", "cpu" or "cuda".
@@ -163,7 +169,9 @@ pub struct RawRoi {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlot {
-    /// "heatmap" (HW2: layers × ROIs) or "roi_bars" (Algonauts: ROI medians, lh vs rh).
+    /// "heatmap" (HW2: layers × ROIs), "roi_bars" (Algonauts: ROI medians, lh
+    /// vs rh), "set_bars" (Kay V4: train/test/validation per analysis) or
+    /// "scatter" (Kay V4: predicted vs measured ROI mean).
     pub kind: Spanned<String>,
     /// The analysis whose records it draws (default: the only one).
     pub analysis: Option<Spanned<String>>,
@@ -172,4 +180,10 @@ pub struct RawPlot {
     pub title: Option<String>,
     /// Column order of the heatmap (HW2: V1..V4, ventral, parietal, lateral).
     pub rois: Option<Spanned<Vec<String>>>,
+    /// set_bars: the analyses side by side (default: all).
+    pub analyses: Option<Spanned<Vec<String>>>,
+    /// set_bars: which split's scores (default "0", the project's).
+    pub split: Option<Spanned<String>>,
+    /// scatter: which stimuli (default "validation").
+    pub set: Option<Spanned<String>>,
 }

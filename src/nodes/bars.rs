@@ -55,10 +55,12 @@ impl NodeKind for BarsTask {
             text("aggregate")?,
         ];
         let values = crate::record::floats(&df, "value")?;
+        let headline = super::table::headline_rows(&df, &self.analysis)?;
         let find = |chart: &(String, String, String), roi: &str, hemi: &str| -> f64 {
             (0..values.len())
                 .find(|&i| {
-                    cols[0][i] == self.analysis
+                    headline[i]
+                        && cols[0][i] == self.analysis
                         && cols[1][i] == chart.0
                         && cols[2][i] == chart.1
                         && cols[3][i] == chart.2

@@ -38,6 +38,10 @@ pub struct ExtractTask {
     /// `.npy` stacks, or single images (`.png`, read as PIL's convert('RGB')).
     #[serde(skip)]
     pub images: Vec<PathBuf>,
+    /// vim-1: `images` are `.mat` files and this is each one's variable
+    /// (`stimTrn`, `stimVal`) of n × H × W grayscale stimuli.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mat_vars: Vec<String>,
     #[serde(skip)]
     pub batch_size: usize,
     #[serde(skip)]
@@ -85,6 +89,15 @@ impl NodeKind for ExtractTask {
         image_bytes + self.batch_size as u64 * 4 * (3 * 224 * 224 + 2 * widest + 2_000_000)
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
+        // Checked first, before a device or weights are set up.
+        let pipeline = self.preprocess.pipeline();
+        if pipeline.is_none() != !self.mat_vars.is_empty() {
+            return Err(ctx.fail(if self.mat_vars.is_empty() {
+                "preprocess vim1 reads vim-1 stimuli (.mat), not image files"
+            } else {
+                "vim-1 stimuli (.mat) need preprocess = \"vim1\""
+            }));
+        }
         let (device, backend) = crate::model::device::device_for(self.device)?;
         let mut net = if let Some(seed) = self.seed {
             device.seed(seed);
@@ -106,11 +119,12 @@ impl NodeKind for ExtractTask {
             .iter()
             .map(|t| resolve_tap(t).ok_or_else(|| ctx.fail(format!("`{t}` is not an AlexNet tap"))))
             .collect::<Result<_>>()?;
-        let pipeline = self.preprocess.pipeline();
 
         let mut n_total = 0;
-        for f in &self.images {
-            n_total += if is_stack(f) {
+        for (i, f) in self.images.iter().enumerate() {
+            n_total += if let Some(var) = self.mat_vars.get(i) {
+                crate::mat::shape(f, var)?.first().copied().unwrap_or(0)
+            } else if is_stack(f) {
                 let (shape, _) = npy::read_header(f).at(f)?;
                 shape.first().copied().unwrap_or(0)
             } else {
@@ -129,16 +143,58 @@ impl NodeKind for ExtractTask {
         let mut writers: Option<Vec<Writer>> = None;
         let mut widths = Vec::new();
         let mut done = 0;
+        // vim-1: n × H × W float stimuli per file, the project's TF1 pipeline.
+        for (file, var) in self.images.iter().zip(&self.mat_vars) {
+            let stim = crate::vim1::read_stimuli(file, var)?;
+            let [n, h, w] = stim.shape[..] else {
+                unreachable!("read_stimuli checks three axes")
+            };
+            if let Some(i) = stim.data.iter().position(|x| !x.is_finite()) {
+                return Err(Error::data(
+                    file,
+                    format!("`{var}` image {} has a non-finite pixel", i / (h * w)),
+                ));
+            }
+            let s = crate::preprocess::VIM1_SIZE;
+            for start in (0..n).step_by(self.batch_size) {
+                let end = (start + self.batch_size).min(n);
+                let pixels: Vec<f32> = (start..end)
+                    .into_par_iter()
+                    .flat_map_iter(|i| {
+                        crate::preprocess::vim1_tensor(
+                            &stim.data[i * h * w..(i + 1) * h * w],
+                            h,
+                            w,
+                            s,
+                        )
+                    })
+                    .collect();
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(pixels, [end - start, 3, s, s]),
+                    &device,
+                );
+                let rows = self.forward(ctx, &net, x, &modules)?;
+                self.append(ctx, &mut writers, &mut widths, rows, n_total)?;
+                done += end - start;
+                ctx.progress.set_position(done as u64);
+            }
+        }
+        let images: &[PathBuf] = if self.mat_vars.is_empty() {
+            &self.images
+        } else {
+            &[]
+        };
+        let pipeline = pipeline.unwrap_or_else(crate::preprocess::Preprocess::algonauts);
         // Runs of single images become batches of their own; stacks are read whole.
         let mut groups: Vec<&[PathBuf]> = Vec::new();
         let mut i = 0;
-        while i < self.images.len() {
-            let j = if is_stack(&self.images[i]) {
+        while i < images.len() {
+            let j = if is_stack(&images[i]) {
                 i + 1
             } else {
-                i + self.images[i..].iter().take_while(|p| !is_stack(p)).count()
+                i + images[i..].iter().take_while(|p| !is_stack(p)).count()
             };
-            groups.push(&self.images[i..j]);
+            groups.push(&images[i..j]);
             i = j;
         }
         for group in groups {

@@ -19,8 +19,8 @@ pub struct ImportTask {
     /// The file's bytes are the node's input `features`; its place is not.
     #[serde(skip)]
     pub path: PathBuf,
-    /// HDF5: the dataset; None for `.npy`.
-    pub dataset: Option<String>,
+    /// HDF5: the datasets, stacked by rows; empty for `.npy`.
+    pub datasets: Vec<String>,
     /// Drop the rows the subject dropped (upstream `subject`'s `images.json`).
     pub drop_rows: bool,
     /// Sizes for the memory estimate: rows, columns.
@@ -39,9 +39,35 @@ impl NodeKind for ImportTask {
         (self.sizes.0 * self.sizes.1 * 16) as u64
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
-        let a = match &self.dataset {
-            Some(d) => crate::hdf5::read_f64(&self.path, d)?,
-            None => crate::npy::read_f64(&self.path).at(&self.path)?,
+        let a = if self.datasets.is_empty() {
+            crate::npy::read_f64(&self.path).at(&self.path)?
+        } else {
+            let mut parts = Vec::new();
+            for d in &self.datasets {
+                parts.push(crate::hdf5::read_f64(&self.path, d)?);
+            }
+            let p = parts[0].rows_cols().1;
+            if let Some((d, a)) = self
+                .datasets
+                .iter()
+                .zip(&parts)
+                .find(|(_, a)| a.rows_cols().1 != p)
+            {
+                return Err(Error::data(
+                    &self.path,
+                    format!(
+                        "dataset `{d}` has {} features per image but `{}` has {p}",
+                        a.rows_cols().1,
+                        self.datasets[0]
+                    ),
+                ));
+            }
+            let n: usize = parts.iter().map(|a| a.rows_cols().0).sum();
+            let mut data = Vec::with_capacity(n * p);
+            for a in parts {
+                data.extend(a.data);
+            }
+            crate::npy::Array::new(vec![n, p], data)
         };
         let (n, p) = a.rows_cols();
         let rows: Vec<usize> = if self.drop_rows {

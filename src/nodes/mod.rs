@@ -14,6 +14,8 @@ pub mod import;
 pub mod plot;
 pub mod reduce;
 pub mod roi;
+pub mod scatter;
+pub mod set_bars;
 pub mod split;
 pub mod subject;
 pub mod table;

@@ -107,10 +107,12 @@ impl NodeKind for PlotTask {
             text("aggregate")?,
         );
         let values = crate::record::floats(&df, "value")?;
+        let headline = super::table::headline_rows(&df, &self.analysis)?;
         // This analysis's metric, aggregated over both hemispheres.
         let keep: Vec<usize> = (0..values.len())
             .filter(|&i| {
-                analysis[i] == self.analysis
+                headline[i]
+                    && analysis[i] == self.analysis
                     && metric[i] == self.metric.name()
                     && agg[i] == self.aggregate.name()
                     && hemi[i] == crate::record::BOTH
@@ -370,6 +372,79 @@ pub fn add(
                     name_analysis,
                 },
                 vec![("table".into(), table)],
+                BTreeMap::new(),
+            )
+        }
+        PlotKind::SetBars => {
+            let drawn: Vec<&Scored> = scored
+                .iter()
+                .filter(|s| p.analyses.contains(&s.labels.analysis))
+                .collect();
+            let mut charts: Vec<(String, String)> = Vec::new();
+            for s in &drawn {
+                let c = (s.labels.subject.clone(), s.sort_roi.clone());
+                if !charts.contains(&c) {
+                    charts.push(c);
+                }
+            }
+            // The project's figures: split 0's model.
+            let split = p.split.clone().unwrap_or_else(|| {
+                if drawn.iter().any(|s| s.labels.split == "0") {
+                    "0".into()
+                } else {
+                    String::new()
+                }
+            });
+            g.add(
+                format!("plot/set_bars/{}/{}", p.analyses.join("+"), p.metric.name()),
+                super::set_bars::SetBarsTask {
+                    analyses: p.analyses.clone(),
+                    metric: p.metric,
+                    split,
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    charts,
+                },
+                vec![("table".into(), table)],
+                BTreeMap::new(),
+            )
+        }
+        PlotKind::Scatter => {
+            // One chart per fit's record of the set: the only split, or the first.
+            let picked: Vec<&Scored> = mine
+                .iter()
+                .copied()
+                .filter(|s| {
+                    s.labels.set_name() == p.set
+                        && (s.labels.split.is_empty() || s.labels.split == "0")
+                })
+                .collect();
+            let charts = picked
+                .iter()
+                .map(|s| {
+                    (
+                        s.labels.subject.clone(),
+                        s.labels.source.clone(),
+                        s.labels.layer.clone(),
+                        s.sort_roi.clone(),
+                    )
+                })
+                .collect();
+            let upstream = picked
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("score:{i}"), s.node))
+                .collect();
+            g.add(
+                format!("plot/scatter/{}/{}", p.analysis, p.set),
+                super::scatter::ScatterTask {
+                    analysis: p.analysis.clone(),
+                    set: p.set.clone(),
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    charts,
+                },
+                upstream,
                 BTreeMap::new(),
             )
         }

@@ -24,6 +24,20 @@ pub enum Reduce {
     Pca {
         n_components: usize,
     },
+    /// The Kay V4 project's feature subsample: `n_columns` columns drawn as
+    /// `rng.permutation(p)[:n_columns]` (kept in that order) from an
+    /// `np.random.RandomState(seed)` that first drew `after_splits`
+    /// permutations of the `pool` training stimuli (the project draws its
+    /// five splits from the same state first). Fitted on nothing: every
+    /// split shares one.
+    Subsample {
+        n_columns: usize,
+        seed: u32,
+        after_splits: usize,
+        /// Length of each earlier permutation (the subject's training
+        /// stimuli); set per subject by the plan.
+        pool: usize,
+    },
 }
 
 impl Reduce {
@@ -32,7 +46,31 @@ impl Reduce {
             Reduce::IncrementalPca { n_components, .. } | Reduce::Pca { n_components } => {
                 *n_components
             }
+            Reduce::Subsample { n_columns, .. } => *n_columns,
         }
+    }
+    /// Whether it is fitted on the split's fit stimuli (PCA) or not.
+    pub fn needs_split(&self) -> bool {
+        !matches!(self, Reduce::Subsample { .. })
+    }
+    /// The columns a subsample keeps, in the project's order.
+    pub fn subsample_columns(&self, p: usize) -> Option<Vec<usize>> {
+        let Reduce::Subsample {
+            n_columns,
+            seed,
+            after_splits,
+            pool,
+        } = *self
+        else {
+            return None;
+        };
+        let mut rng = crate::numerics::numpy_random::RandomState::new(seed);
+        for _ in 0..after_splits {
+            rng.permutation(pool);
+        }
+        let mut perm = rng.permutation(p);
+        perm.truncate(n_columns);
+        Some(perm)
     }
     /// Part of the node id.
     pub fn label(&self) -> String {
@@ -42,6 +80,12 @@ impl Reduce {
                 batch_size,
             } => format!("ipca{n_components}-b{batch_size}"),
             Reduce::Pca { n_components } => format!("pca{n_components}"),
+            Reduce::Subsample {
+                n_columns,
+                seed,
+                after_splits,
+                ..
+            } => format!("subsample{n_columns}-seed{seed}-after{after_splits}"),
         }
     }
 }
@@ -80,9 +124,13 @@ impl NodeKind for ReduceTask {
                 8 * p * (3 * (k + batch_size as u64 + 1) + 2 * k) + 4 * n * k
             }
             Reduce::Pca { .. } => 12 * n * p + 8 * p * k,
+            Reduce::Subsample { .. } => 8 * n * (p + k),
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
+        if let Some(p) = self.subsample_width(ctx)? {
+            return self.subsample(ctx, p);
+        }
         let split = super::split::read(ctx.input("split")?)?;
         let path = self.features.file(ctx)?;
         let mut rows = crate::npy::RowReader::open(&path)
@@ -128,6 +176,7 @@ impl NodeKind for ReduceTask {
                 check_finite(&x, p, fit, &path)?;
                 Fitted::F(Pca::fit(&x, fit.len(), p, k).map_err(|e| ctx.fail(format!("PCA: {e}")))?)
             }
+            Reduce::Subsample { .. } => unreachable!("subsamples return before the split is read"),
         };
         ctx.progress.set_message("transforming");
         let mut out = Vec::with_capacity(self.n_stimuli * k);
@@ -154,6 +203,55 @@ impl NodeKind for ReduceTask {
                 n_features: p,
                 n_fit: fit.len(),
                 explained_variance_ratio: ratio,
+            },
+        )
+    }
+}
+
+impl ReduceTask {
+    /// The feature width, when this is a subsample (read from the file's header).
+    fn subsample_width(&self, ctx: &Ctx) -> Result<Option<usize>> {
+        if self.reduce.needs_split() {
+            return Ok(None);
+        }
+        let path = self.features.file(ctx)?;
+        let (shape, _) = crate::npy::read_header(&path)
+            .map_err(|e| Error::data(&path, format!("reading features: {e}")))?;
+        Ok(Some(shape.iter().skip(1).product()))
+    }
+
+    /// Keeps the project's columns, values untouched (float64 kept float64).
+    fn subsample(&self, ctx: &Ctx, p: usize) -> Result<()> {
+        let k = self.reduce.n_components();
+        if k > p {
+            return Err(ctx
+                .fail(format!(
+                    "subsample keeps n_columns = {k} of {p} feature columns; there are only {p}"
+                ))
+                .with_help("lower n_columns"));
+        }
+        let cols = self.reduce.subsample_columns(p).expect("a subsample");
+        ctx.progress.set_message(format!("{k} of {p} columns"));
+        let x = self.features.read_f64_as(ctx, "features")?;
+        let n = x.rows_cols().0;
+        let mut out = Vec::with_capacity(n * k);
+        for i in 0..n {
+            let row = &x.data[i * p..(i + 1) * p];
+            out.extend(cols.iter().map(|&j| row[j]));
+        }
+        ctx.out.write_npy("features.npy", &[n, k], &out)?;
+        ctx.out.write_npy(
+            "columns.npy",
+            &[k],
+            &cols.iter().map(|&c| c as f64).collect::<Vec<_>>(),
+        )?;
+        ctx.out.write_json(
+            "reduce.json",
+            &ReduceOut {
+                n_components: k,
+                n_features: p,
+                n_fit: 0,
+                explained_variance_ratio: vec![],
             },
         )
     }

@@ -39,6 +39,20 @@ pub enum SplitMethod {
     /// Fold `fold` of `k` contiguous folds of the same shuffle (sklearn's
     /// `KFold(k, shuffle=True)` layout: the first n % k folds one larger).
     KFold { k: usize, fold: usize, seed: u32 },
+    /// Split `split` of the Kay V4 project's repeated random splits of the
+    /// `pool` stimuli (vim-1's 1750 training images): one
+    /// `np.random.RandomState(seed)` draws `perm = rng.permutation(n)` once
+    /// per split in turn; `test = np.sort(perm[:n_test])` is scored and the
+    /// sorted rest fits. `validation` (vim-1's 120 images) is scored by every
+    /// split's model on its own.
+    RandomSplits {
+        n_splits: usize,
+        n_test: usize,
+        seed: u32,
+        split: usize,
+        pool: Vec<(usize, usize)>,
+        validation: Vec<(usize, usize)>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +71,10 @@ pub struct Split {
     /// Stimuli that choose hyperparameters (λ), neither fitted nor scored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holdout: Vec<usize>,
+    /// Stimuli scored apart from `score`, outside the split (vim-1's
+    /// validation images, never drawn into any split).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<usize>,
 }
 
 /// `int(np.ceil(n * fraction))`, with numpy's float64 product.
@@ -87,6 +105,10 @@ impl SplitTask {
                 rest - holdout_count(*rest, *holdout_fraction).min(*rest),
                 *val,
             ),
+            SplitMethod::RandomSplits { n_test, pool, .. } => {
+                let n = len(pool);
+                (n.saturating_sub(*n_test), (*n_test).min(n))
+            }
         }
     }
 
@@ -129,6 +151,7 @@ impl SplitTask {
             score,
             predict: vec![],
             holdout,
+            validation: vec![],
         })
     }
 
@@ -136,7 +159,33 @@ impl SplitTask {
         let n = self.n_responses;
         let predict = (n..self.n_stimuli).collect();
         let ranges = |r: &[(usize, usize)]| r.iter().flat_map(|&(s, len)| s..s + len).collect();
+        let mut validation = Vec::new();
         let (fit, score) = match &self.method {
+            SplitMethod::RandomSplits {
+                n_test,
+                seed,
+                split,
+                pool,
+                validation: val,
+                ..
+            } => {
+                let pool: Vec<usize> = ranges(pool);
+                let mut rng = RandomState::new(*seed);
+                let mut perm = Vec::new();
+                for _ in 0..=*split {
+                    perm = rng.permutation(pool.len());
+                }
+                let n_test = (*n_test).min(pool.len());
+                let mut test: Vec<usize> = perm[..n_test].to_vec();
+                let mut train: Vec<usize> = perm[n_test..].to_vec();
+                test.sort_unstable();
+                train.sort_unstable();
+                validation = ranges(val);
+                (
+                    train.iter().map(|&i| pool[i]).collect(),
+                    test.iter().map(|&i| pool[i]).collect(),
+                )
+            }
             SplitMethod::Given { fit, score } => (ranges(fit), ranges(score)),
             SplitMethod::Holdout {
                 train_percent,
@@ -172,6 +221,7 @@ impl SplitTask {
             score,
             predict,
             holdout: vec![],
+            validation,
         }
     }
 }
@@ -255,5 +305,37 @@ mod tests {
             }
         }
         assert!(seen.iter().all(|&c| c == 1));
+    }
+
+    #[test]
+    fn random_splits_are_the_kay_projects() {
+        // The project: rng = RandomState(0); per split perm =
+        // rng.permutation(1750), test = sort(perm[:250]). The permutations
+        // themselves are checked against numpy in tests/numpy_random_reference.rs.
+        let mut rng = RandomState::new(0);
+        for k in 0..5 {
+            let perm = rng.permutation(1750);
+            let s = SplitTask {
+                method: SplitMethod::RandomSplits {
+                    n_splits: 5,
+                    n_test: 250,
+                    seed: 0,
+                    split: k,
+                    pool: vec![(0, 1750)],
+                    validation: vec![(1750, 120)],
+                },
+                n_responses: 1870,
+                n_stimuli: 1870,
+            }
+            .split();
+            let mut test = perm[..250].to_vec();
+            test.sort_unstable();
+            assert_eq!(s.score, test, "split {k}");
+            assert_eq!(s.fit.len(), 1500);
+            assert!(s.fit.windows(2).all(|w| w[0] < w[1]));
+            assert!(s.fit.iter().all(|i| !test.contains(i)));
+            assert_eq!(s.validation, (1750..1870).collect::<Vec<_>>());
+            assert!(s.predict.is_empty());
+        }
     }
 }

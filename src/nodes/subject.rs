@@ -383,3 +383,128 @@ impl NodeKind for Lab08Task {
         )
     }
 }
+
+/// A vim-1 subject: its voxels' repeat-averaged responses, the 1750
+/// training images then the 120 validation images (`y.npy`), after the
+/// project's rule that drops a voxel NaN in any training image (and, since
+/// it cannot be scored, one NaN only in a validation image). No noise
+/// ceiling: CRCNS ships the averages only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vim1Task {
+    pub format: &'static str,
+    /// `S1`: which subject of the file.
+    pub id: String,
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Sizes for the memory estimate: images, voxels in the file.
+    #[serde(skip)]
+    pub sizes: (usize, usize),
+}
+
+/// What the NaN rule dropped, per ROI (for the log).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Vim1Dropped {
+    /// (ROI name, voxels in the file, dropped for a training NaN, dropped
+    /// for a NaN only in validation).
+    pub rois: Vec<(String, usize, usize, usize)>,
+}
+
+impl NodeKind for Vim1Task {
+    fn kind(&self) -> &'static str {
+        "subject"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn mem_bytes(&self) -> u64 {
+        // Both response matrices as read, transposed once, and the kept copy.
+        let (n, v) = self.sizes;
+        (n * v * 8 * 3) as u64
+    }
+    /// Said at every exec: the counts a researcher checks against the
+    /// project's (S1: 1550 → 1535 V4 voxels).
+    fn warnings(&self, entry: &dyn Fn() -> Result<crate::cache::Entry>) -> Result<Vec<String>> {
+        let d: Vim1Dropped = entry()?.read_json("dropped.json")?;
+        Ok(d.rois
+            .iter()
+            .filter(|r| r.2 + r.3 > 0)
+            .map(|(roi, all, trn, val)| {
+                let mut s = format!(
+                    "{}: {roi} keeps {} of {all} voxels: {trn} NaN in a training image (dropped, as the project does)",
+                    self.id,
+                    all - trn - val
+                );
+                if *val > 0 {
+                    s.push_str(&format!(
+                        ", {val} NaN only in a validation image (dropped: it cannot be scored)"
+                    ));
+                }
+                s
+            })
+            .collect())
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        ctx.progress.set_message("reading EstimatedResponses.mat");
+        let r = crate::vim1::read_responses(&self.file, &self.id)?;
+        let (nt, v) = r.train.rows_cols();
+        let nv = r.val.rows_cols().0;
+        let mut y = r.train.data;
+        y.extend_from_slice(&r.val.data);
+        ctx.out.write_npy("y.npy", &[nt + nv, v], &y)?;
+        drop(y);
+        let mut labels = indexmap::IndexMap::new();
+        labels.insert(
+            "roi".to_string(),
+            r.roi.iter().map(|&c| crate::vim1::roi_name(c)).collect(),
+        );
+        let table = VoxelTable {
+            hemi: vec![crate::record::BOTH.to_string(); v],
+            index: r.voxel.iter().map(|&j| j as u32).collect(),
+            ncsnr: vec![f64::NAN; v],
+            labels,
+        };
+        let mut df = table.to_dataframe()?;
+        crate::record::write_parquet(ctx, "voxels.parquet", &mut df)?;
+        // Per ROI code, in code order: voxels in the file and what was dropped.
+        let codes = crate::vim1::read_responses_codes(&self.file, &self.id)?;
+        let mut rois: Vec<(i64, usize, usize, usize)> = Vec::new();
+        let train_nan: std::collections::HashSet<usize> =
+            r.dropped[..r.dropped_train_nan].iter().copied().collect();
+        for (j, &c) in codes.iter().enumerate() {
+            let at = match rois.iter().position(|x| x.0 == c) {
+                Some(at) => at,
+                None => {
+                    rois.push((c, 0, 0, 0));
+                    rois.len() - 1
+                }
+            };
+            rois[at].1 += 1;
+            if train_nan.contains(&j) {
+                rois[at].2 += 1;
+            } else if r.dropped.contains(&j) {
+                rois[at].3 += 1;
+            }
+        }
+        rois.sort();
+        ctx.out.write_json(
+            "dropped.json",
+            &Vim1Dropped {
+                rois: rois
+                    .into_iter()
+                    .map(|(c, a, t, v)| (crate::vim1::roi_name(c), a, t, v))
+                    .collect(),
+            },
+        )?;
+        ctx.out.write_json(
+            "subject.json",
+            &SubjectOut {
+                n_responses: nt + nv,
+                n_stimuli: nt + nv,
+                n_voxels: v,
+                repeats: 0,
+                noise_ceiling: false,
+                nc_given: false,
+            },
+        )
+    }
+}

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::node::{Ctx, NodeKind};
 use crate::record::{self, floats, strings};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Where a record sits in the experiment (the plan's labels, not the node's).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +31,25 @@ pub struct Labels {
     /// Which of the node's records (most nodes write one, named "").
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub part: String,
+    /// Which of repeated splits scored it ("0", "1", …), or a statistic
+    /// over them ("mean", "std"); "" for an analysis with one split.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub split: String,
+    /// Which stimuli it was scored on: "test" (held out: the default),
+    /// "train" (the fit stimuli), "validation" (a set outside every split).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub set: String,
+}
+
+impl Labels {
+    /// The set a record was scored on, "test" unless it says otherwise.
+    pub fn set_name(&self) -> &str {
+        if self.set.is_empty() {
+            "test"
+        } else {
+            &self.set
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +59,7 @@ pub struct TableTask {
 }
 
 /// Long-table columns, in order.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 14] = [
     "analysis",
     "subject",
     "hemisphere",
@@ -48,6 +67,8 @@ pub const COLUMNS: [&str; 12] = [
     "layer",
     "layer_index",
     "roi",
+    "split",
+    "set",
     "metric",
     "aggregate",
     "value",
@@ -74,11 +95,14 @@ impl NodeKind for TableTask {
             let entry = ctx.input(&format!("score:{i:05}"))?;
             let (summary, voxels) = record::read_part(entry, &labels.part)?;
             let n = summary.height();
+            let set = labels.set_name().to_string();
             let fixed = [
                 ("analysis", &labels.analysis),
                 ("subject", &labels.subject),
                 ("source", &labels.source),
                 ("layer", &labels.layer),
+                ("split", &labels.split),
+                ("set", &set),
                 ("node_key", &entry.manifest.key),
             ];
             for (name, v) in fixed {
@@ -96,7 +120,7 @@ impl NodeKind for TableTask {
             n_voxels.extend(floats(&summary, "n_voxels")?.into_iter().map(|x| x as u32));
 
             let nv = voxels.height();
-            for (name, v) in &fixed[..4] {
+            for (name, v) in &fixed[..6] {
                 v_text
                     .entry(name)
                     .or_default()
@@ -111,8 +135,16 @@ impl NodeKind for TableTask {
             v_voxel.extend(floats(&voxels, "voxel")?.into_iter().map(|x| x as i64));
             v_value.extend(floats(&voxels, "value")?);
         }
+        // An empty label is null, so that the CSV cell is empty (polars
+        // quotes an empty string).
         let col = |name: &str, t: &mut BTreeMap<&str, Vec<String>>| {
-            Column::new(name.into(), t.remove(name).unwrap_or_default())
+            let v: Vec<Option<String>> = t
+                .remove(name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|x| (!x.is_empty()).then_some(x))
+                .collect();
+            Column::new(name.into(), v)
         };
         let mut columns = Vec::new();
         for name in COLUMNS {
@@ -136,6 +168,8 @@ impl NodeKind for TableTask {
             "source",
             "layer",
             "roi",
+            "split",
+            "set",
         ] {
             vcols.push(col(name, &mut v_text));
         }
@@ -155,8 +189,11 @@ fn write_csv(ctx: &Ctx, name: &str, df: &mut DataFrame) -> Result<()> {
         .map_err(|e| ctx.fail(format!("writing {name}: {e}")))
 }
 
-/// HW2's view: a row per (analysis, subject, source, layer, roi, hemisphere),
-/// a column per metric (its aggregate), and the voxel count.
+/// HW2's view: a row per (analysis, subject, source, layer, roi, hemisphere,
+/// split, set), a column per metric, and the voxel count. A metric's first
+/// aggregate in the table is its plain column (HW2: `r2` is the mean, `alpha`
+/// the median); any other aggregate of it gets `metric_aggregate`
+/// (`pearson_r2_std`).
 fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
     let keys = [
         "analysis",
@@ -165,17 +202,31 @@ fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
         "layer",
         "roi",
         "hemisphere",
+        "split",
+        "set",
     ];
     let text: Vec<Vec<String>> = keys.iter().map(|k| strings(df, k)).collect::<Result<_>>()?;
     let metric = strings(df, "metric")?;
+    let aggregate = strings(df, "aggregate")?;
     let value = floats(df, "value")?;
     let n_voxels = floats(df, "n_voxels")?;
-    let mut metric_names: Vec<String> = Vec::new();
+    // (metric, aggregate) → column name, in order of first appearance.
+    let mut names: Vec<((String, String), String)> = Vec::new();
     let mut rows: Vec<(Vec<String>, f64, BTreeMap<String, f64>)> = Vec::new();
     for i in 0..df.height() {
-        if !metric_names.contains(&metric[i]) {
-            metric_names.push(metric[i].clone());
-        }
+        let ma = (metric[i].clone(), aggregate[i].clone());
+        let name = match names.iter().find(|(k, _)| *k == ma) {
+            Some((_, n)) => n.clone(),
+            None => {
+                let n = if names.iter().any(|((m, _), _)| *m == ma.0) {
+                    format!("{}_{}", ma.0, ma.1)
+                } else {
+                    ma.0.clone()
+                };
+                names.push((ma, n.clone()));
+                n
+            }
+        };
         let key: Vec<String> = text.iter().map(|c| c[i].clone()).collect();
         let at = match rows.iter().position(|r| r.0 == key) {
             Some(at) => at,
@@ -184,7 +235,7 @@ fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
                 rows.len() - 1
             }
         };
-        rows[at].2.insert(metric[i].clone(), value[i]);
+        rows[at].2.insert(name, value[i]);
     }
     let mut columns: Vec<Column> = keys
         .iter()
@@ -192,7 +243,9 @@ fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
         .map(|(k, name)| {
             Column::new(
                 (*name).into(),
-                rows.iter().map(|r| r.0[k].clone()).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| (!r.0[k].is_empty()).then(|| r.0[k].clone()))
+                    .collect::<Vec<_>>(),
             )
         })
         .collect();
@@ -200,7 +253,7 @@ fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
         "n_voxels".into(),
         rows.iter().map(|r| r.1 as u32).collect::<Vec<_>>(),
     ));
-    for m in &metric_names {
+    for (_, m) in &names {
         columns.push(Column::new(
             m.as_str().into(),
             rows.iter()
@@ -210,6 +263,21 @@ fn write_wide(ctx: &Ctx, df: &DataFrame) -> Result<()> {
     }
     let mut wide = DataFrame::new_infer_height(columns).map_err(|e| ctx.fail(e.to_string()))?;
     write_csv(ctx, "results_wide.csv", &mut wide)
+}
+
+/// The rows a one-number-per-cell plot of `analysis` shows: the only
+/// split's or the mean over splits, on the test set (the validation set
+/// when the analysis scores no test set).
+pub fn headline_rows(df: &DataFrame, analysis: &str) -> Result<Vec<bool>> {
+    let a = strings(df, "analysis")?;
+    let split = strings(df, "split")?;
+    let set = strings(df, "set")?;
+    let mine = |i: usize| a[i] == analysis;
+    let has_test = (0..a.len()).any(|i| mine(i) && set[i] == "test");
+    let want = if has_test { "test" } else { "validation" };
+    Ok((0..a.len())
+        .map(|i| (split[i].is_empty() || split[i] == "mean") && set[i] == want)
+        .collect())
 }
 
 /// Reads a results table (from a cache entry or a results directory).

@@ -56,6 +56,17 @@ pub fn mean(xs: &[f64]) -> f64 {
     }
 }
 
+/// `np.std` (ddof 0) of the non-NaN values, numpy's two-pass order: the
+/// mean, then the mean of squared deviations.
+pub fn std(xs: &[f64]) -> f64 {
+    let v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
     if v.is_empty() {
@@ -73,6 +84,14 @@ pub fn median(xs: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn std_is_numpys_population_std() {
+        // np.std([1, 2, 3, 4]) = sqrt(1.25); NaN is skipped.
+        assert!((std(&[1.0, 2.0, f64::NAN, 3.0, 4.0]) - 1.25f64.sqrt()).abs() < 1e-15);
+        assert_eq!(std(&[5.0]), 0.0);
+        assert!(std(&[f64::NAN]).is_nan());
+    }
 
     #[test]
     fn noise_ceiling_matches_hw2_formula() {
