@@ -322,3 +322,80 @@ fn vim1_errors_say_what_to_fix() {
         stderr(&out)
     );
 }
+
+#[test]
+fn runners_alexnet_extracts_conv3_from_the_stimuli_mat() {
+    // The v5 fixture ships Stimuli.mat (30 + 8 images of 16 × 16).
+    let toml = r#"
+[experiment]
+name = "kay"
+cache = "cache"
+results = "results"
+
+[subjects.S1]
+format = "vim1"
+path = "data/vim1"
+
+[models.small]
+arch = "alexnet"
+widths = [8, 16, 16, 16, 16]
+hidden = 32
+num_classes = 10
+seed = 0
+
+[features.net]
+kind = "extract"
+model = "small"
+preprocess = "vim1"
+layers = ["conv3"]
+
+[rois.V4]
+column = "roi"
+labels = ["V4"]
+match = "exact"
+
+[analyses.ridge]
+kind = "ridge_cv"
+alpha_grid = [0.1, 1.0, 10.0]
+metrics = ["pearson_r2", "r2"]
+sets = ["train", "test"]
+"#;
+    let env = Env::with("v5", toml);
+    env.exec();
+    let out = env.run(&["explain", "kay.toml", "extract/S1/net"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entry = common::entry_dir(&out.stdout, &env.dir.join("cache"));
+    let x = runner::npy::read_f32(&entry.join("conv3.npy")).unwrap();
+    // 38 stimuli (training then validation) × 16 channels × 13 × 13 (conv3
+    // of a 224 input in torchvision's layout).
+    assert_eq!(x.shape, [38, 16 * 13 * 13]);
+    assert!(
+        x.data.iter().all(|v| v.is_finite() && *v >= 0.0),
+        "after a ReLU"
+    );
+    // vim-1's given split: fit the 30 training images, score the 8
+    // validation images, labelled as such ("test" means the validation set).
+    let rows = results(&env.dir);
+    let sets: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["metric"] == "pearson_r2" && r["aggregate"] == "mean")
+        .map(|r| r["set"].as_str())
+        .collect();
+    assert_eq!(sets, ["train", "validation"]);
+
+    // The torchvision pipelines cannot read float stimuli.
+    fs::write(
+        env.dir.join("kay.toml"),
+        toml.replace("preprocess = \"vim1\"", "preprocess = \"hw2\""),
+    )
+    .unwrap();
+    let out = env.run(&["exec", "kay.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "subject `S1`'s stimuli are vim-1 grayscale arrays; they need preprocess = \"vim1\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

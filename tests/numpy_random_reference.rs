@@ -68,6 +68,24 @@ fn the_kay_feature_subsample() {
 }
 
 #[test]
+fn the_kay_subsample_drawn_after_the_splits() {
+    // reduce = { method = "subsample", n_columns = 5000, seed = 0,
+    // after_splits = 5 } on vim-1's 1750 training images.
+    let (_, want) = fixture("kay_subsample_after_splits.npy");
+    let r = runner::nodes::reduce::Reduce::Subsample {
+        n_columns: 5000,
+        seed: 0,
+        after_splits: 5,
+        pool: 1750,
+    };
+    let got = r.subsample_columns(75264).unwrap();
+    assert_eq!(as_i64(&got), want);
+    // Not a fresh state's draw: the splits come first.
+    let (_, fresh) = fixture("kay_choice_75264_5000.npy");
+    assert_ne!(want, fresh);
+}
+
+#[test]
 fn shuffles_of_every_small_length() {
     let (shape, want) = fixture("small_shuffles.npy");
     assert_eq!(shape, [40, 40]);

@@ -15,6 +15,11 @@ pub const VERSION: u32 = 2;
 pub struct DecomposeTask {
     pub features: crate::node::FeatureRef,
     pub fit_intercept: bool,
+    /// Also project the fit rows themselves (after the scored and validation
+    /// rows), so that the fit predicts its own training stimuli exactly as
+    /// `RidgeCV(...).fit(X, Y).predict(X)`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub predict_train: bool,
     /// Sizes for the memory estimate: fit and score stimuli, features.
     #[serde(skip)]
     pub sizes: (u64, u64, u64),
@@ -41,6 +46,8 @@ impl NodeKind for DecomposeTask {
         // f64 copies of both feature blocks, the Gram matrix and its
         // eigenvectors, the cross products; plus the f32 file.
         let (nt, ne, p) = self.sizes;
+        // Predicting the fit rows too: their copy and their cross products.
+        let ne = if self.predict_train { ne + nt } else { ne };
         8 * (nt * p + ne * p + 4 * nt * nt + ne * nt) + 4 * (nt + ne) * p
     }
     fn run(&self, ctx: &Ctx) -> Result<()> {
@@ -60,7 +67,10 @@ impl NodeKind for DecomposeTask {
         let split = crate::nodes::split::read(ctx.input("split")?)?;
         // Rows predicted: the scored ones, then any validation set.
         let train = split.fit;
-        let test: Vec<usize> = split.score.into_iter().chain(split.validation).collect();
+        let mut test: Vec<usize> = split.score.into_iter().chain(split.validation).collect();
+        if self.predict_train {
+            test.extend(&train);
+        }
         let needed = train.iter().chain(&test).max().map_or(0, |m| m + 1);
         if n_rows < needed {
             return Err(Error::data(

@@ -175,6 +175,7 @@ impl Analysis for RidgeCv {
                     super::decompose::DecomposeTask {
                         features: h.features.clone(),
                         fit_intercept: self.fit_intercept,
+                        predict_train: sets.contains(&Set::Train),
                         sizes: (nt, ne, p),
                     },
                     upstream,
@@ -383,15 +384,16 @@ impl NodeKind for FitTask {
         }
         // The grid need not be sorted: edges are its smallest and largest values.
         let (lo, hi) = grid_edges(&self.alpha_grid);
-        // The cross products' rows are the score stimuli, then validation.
+        // The cross products' rows are the score stimuli, then validation,
+        // then (when asked) the fit stimuli.
         let rows = ridge::to_row_major(cv.y_pred.as_ref());
-        let ne = split.score.len();
+        let (ne, nv) = (split.score.len(), split.validation.len());
         for &set in &self.sets {
             let (data, n_set) = match set {
                 Set::Test => (rows[..ne * v].to_vec(), ne),
-                Set::Validation if split.validation.is_empty() => (rows[..ne * v].to_vec(), ne),
-                Set::Validation => (rows[ne * v..].to_vec(), split.validation.len()),
-                Set::Train => return Err(ctx.fail("PENDING-YFIT")),
+                Set::Validation if nv == 0 => (rows[..ne * v].to_vec(), ne),
+                Set::Validation => (rows[ne * v..(ne + nv) * v].to_vec(), nv),
+                Set::Train => (rows[(ne + nv) * v..].to_vec(), n),
             };
             ctx.out
                 .write_npy(&format!("pred.{}.npy", set.name()), &[n_set, v], &data)?;

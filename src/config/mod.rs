@@ -955,7 +955,7 @@ impl Validator<'_> {
                 return Err(self
                     .src
                     .error(raw.layers.span(), format!("`{bad}` is not an AlexNet tap"))
-                    .with_help("taps: conv_pool_after_layer2, conv_pool_after_layer_5, conv_pool_after_layer_12, fc1, fc2, or a torchvision module name features.N / avgpool / classifier.N"));
+                    .with_help("taps: conv_pool_after_layer2, conv_pool_after_layer_5, conv_pool_after_layer_12, fc1, fc2 (HW2), conv1 … conv5 (each conv after its ReLU), or a torchvision module name features.N / avgpool / classifier.N"));
             }
         }
         let layers_span = raw.layers.span();

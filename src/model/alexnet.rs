@@ -132,10 +132,21 @@ pub const HW2_TAPS: [(&str, &str); 5] = [
     ("fc2", "classifier.4"),
 ];
 
+/// Each conv layer's output after its ReLU, by the layer's name: the Kay V4
+/// project's `convnet.layers['conv3']` (tfutils convolutions end in a ReLU).
+pub const CONV_TAPS: [(&str, &str); 5] = [
+    ("conv1", "features.1"),
+    ("conv2", "features.4"),
+    ("conv3", "features.7"),
+    ("conv4", "features.9"),
+    ("conv5", "features.11"),
+];
+
 /// The torchvision module a tap name refers to, or None if it names nothing.
 pub fn resolve_tap(name: &str) -> Option<&'static str> {
     HW2_TAPS
         .iter()
+        .chain(&CONV_TAPS)
         .find(|(alias, _)| *alias == name)
         .map(|(_, m)| *m)
         .or_else(|| MODULES.iter().find(|m| **m == name).copied())
