@@ -70,10 +70,12 @@ pub enum Command {
         dry_run: bool,
     },
     /// Write a synthetic subject (for examples and tests) in runner's NSD
-    /// layout, the Algonauts 2023 challenge's or Lab08's.
+    /// layout, the Algonauts 2023 challenge's, Lab08's or vim-1's (two
+    /// subjects, as `EstimatedResponses.mat`, `Stimuli.mat` and conv3
+    /// features).
     Synth {
         out: PathBuf,
-        /// "runner-nsd-v1", "algonauts2023" or "lab08".
+        /// "runner-nsd-v1", "algonauts2023", "lab08" or "vim1".
         #[arg(long, default_value = "runner-nsd-v1")]
         layout: String,
         /// Lab08 only: images without repeats (NaN rows in the betas).
@@ -84,23 +86,28 @@ pub enum Command {
         /// Subject id written into subject.json (default: the directory's name).
         #[arg(long)]
         subject: Option<String>,
-        /// Training images (default: 240 NSD, 200 Algonauts; Lab08: the
-        /// images outside shared1000, 900).
+        /// Training images (default: 240 NSD, 200 Algonauts, 300 vim-1;
+        /// Lab08: the images outside shared1000, 900).
         #[arg(long)]
         n_train: Option<usize>,
         /// NSD only.
         #[arg(long, default_value_t = 60)]
         n_val: usize,
         /// Test images (default: 100 NSD, 20 Algonauts; Lab08: the
-        /// shared1000 validation images, 100).
+        /// shared1000 validation images, 100; vim-1: the validation
+        /// images, 40).
         #[arg(long)]
         n_test: Option<usize>,
+        /// Side of the images (NSD, Algonauts; vim-1: of the stimuli).
         #[arg(long, default_value_t = 64)]
         image_size: usize,
         /// Voxels (vertices) of the left hemisphere (default: 320 NSD, 120
-        /// Algonauts; Lab08: every voxel of the volume, 200).
+        /// Algonauts; Lab08: every voxel of the volume, 200; vim-1: subject
+        /// S1's voxels, 400, a fifth of them V4).
         #[arg(long)]
         voxels_lh: Option<usize>,
+        /// Of the right hemisphere (default: 280 NSD, 130 Algonauts; vim-1:
+        /// subject S2's voxels, 300, a fifth of them V4).
         #[arg(long)]
         voxels_rh: Option<usize>,
     },
@@ -341,9 +348,50 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
+            if layout == "vim1" {
+                let d = synth::vim1::Vim1SynthConfig::default();
+                let voxels = [
+                    voxels_lh.unwrap_or(d.voxels[0]),
+                    voxels_rh.unwrap_or(d.voxels[1]),
+                ];
+                let cfg = synth::vim1::Vim1SynthConfig {
+                    seed,
+                    n_trn: n_train.unwrap_or(d.n_trn),
+                    n_val: n_test.unwrap_or(d.n_val),
+                    image_size,
+                    // vim-1's defaults keep a fifth of the voxels V4.
+                    v4: voxels.map(|v| v / 5),
+                    voxels,
+                };
+                let report = synth::vim1::generate(&cfg, &out).map_err(|e| Error::io(&out, e))?;
+                let list = |v: &[usize]| {
+                    v.iter()
+                        .map(|j| j.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                println!(
+                    "wrote synthetic vim-1 data to {}: {} training and {} validation {}×{} stimuli, S1 {} voxels ({} V4; NaN: {} in a training image, {} only in a validation image), S2 {} voxels ({} V4), conv3 features {}×{}×{}",
+                    report.out_dir.display(),
+                    cfg.n_trn,
+                    cfg.n_val,
+                    cfg.image_size,
+                    cfg.image_size,
+                    cfg.voxels[0],
+                    cfg.v4[0],
+                    list(&report.nan_train),
+                    list(&report.nan_val),
+                    cfg.voxels[1],
+                    cfg.v4[1],
+                    synth::vim1::GRID,
+                    synth::vim1::GRID,
+                    synth::vim1::CHANNELS
+                );
+                return Ok(());
+            }
             if layout != "runner-nsd-v1" {
                 return Err(Error::usage(format!("unknown layout `{layout}`"))
-                    .with_help("--layout runner-nsd-v1 (default), algonauts2023 or lab08"));
+                    .with_help("--layout runner-nsd-v1 (default), algonauts2023, lab08 or vim1"));
             }
             let (n_train, n_test) = (n_train.unwrap_or(240), n_test.unwrap_or(100));
             let (voxels_lh, voxels_rh) = (voxels_lh.unwrap_or(320), voxels_rh.unwrap_or(280));

@@ -4,9 +4,10 @@
 //! are HDF5 behind a 512-byte user block. Arrays come back with the axes h5py
 //! shows, which for a MATLAB file are MATLAB's reversed.
 //!
-//! Small 2-D datasets are also written (its sibling crate `hdf5-writer`, also
-//! pure Rust), for synthetic subjects in the Lab08 layout: one contiguous
-//! little-endian float dataset per file, which h5py opens as numpy wrote it.
+//! Small datasets are also written (its sibling crate `hdf5-writer`, also
+//! pure Rust), for synthetic subjects in the Lab08 and vim-1 layouts:
+//! contiguous little-endian float datasets, which h5py opens as numpy wrote
+//! them ([`crate::mat::write_v73`] puts the same behind MATLAB's header).
 //!
 //! Groundwork for the Lab08 and Kay V4 workflows (issues 11 and 12).
 
@@ -146,7 +147,7 @@ pub fn write_2d_f64(
     cols: usize,
     data: &[f64],
 ) -> std::io::Result<()> {
-    write_2d(path, dataset, rows, cols, data)
+    write_nd(path, dataset, &[rows, cols], data)
 }
 
 /// As [`write_2d_f64`], stored as float32.
@@ -157,43 +158,60 @@ pub fn write_2d_f32(
     cols: usize,
     data: &[f32],
 ) -> std::io::Result<()> {
-    write_2d(path, dataset, rows, cols, data)
+    write_nd(path, dataset, &[rows, cols], data)
 }
 
-fn write_2d<T: hdf5_writer::H5WriteElement>(
+/// As [`write_2d_f32`] for any number of axes (C order, the shape h5py
+/// shows): vim-1's precomputed conv3 features are images × 14 × 14 × 384.
+/// Each `(dataset, shape, values)` becomes one dataset of the file.
+pub fn write_f32(path: &Path, sets: &[(&str, &[usize], &[f32])]) -> std::io::Result<()> {
+    write_sets(path, sets)
+}
+
+fn write_nd<T: hdf5_writer::H5WriteElement>(
     path: &Path,
     dataset: &str,
-    rows: usize,
-    cols: usize,
+    shape: &[usize],
     data: &[T],
+) -> std::io::Result<()> {
+    write_sets(path, &[(dataset, shape, data)])
+}
+
+fn write_sets<T: hdf5_writer::H5WriteElement>(
+    path: &Path,
+    sets: &[(&str, &[usize], &[T])],
 ) -> std::io::Result<()> {
     use hdf5_writer::{DatasetBuilder, Hdf5Builder, WriteOptions};
     use std::io::{Error as IoError, ErrorKind};
-    let invalid = |e: hdf5_writer::Error| {
-        IoError::new(
-            ErrorKind::InvalidInput,
-            format!("{}: dataset `{dataset}`: {e}", path.display()),
-        )
-    };
-    if rows.checked_mul(cols) != Some(data.len()) {
-        return Err(IoError::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "{}: dataset `{dataset}` is {rows}×{cols} but {} values were given",
-                path.display(),
-                data.len()
-            ),
-        ));
+    let mut builder = Hdf5Builder::new();
+    for &(dataset, shape, data) in sets {
+        let invalid = |e: hdf5_writer::Error| {
+            IoError::new(
+                ErrorKind::InvalidInput,
+                format!("{}: dataset `{dataset}`: {e}", path.display()),
+            )
+        };
+        if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(data.len()) {
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            return Err(IoError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{}: dataset `{dataset}` is {} but {} values were given",
+                    path.display(),
+                    dims.join("×"),
+                    data.len()
+                ),
+            ));
+        }
+        // The writer takes paths relative to the root group.
+        let name = dataset.strip_prefix('/').unwrap_or(dataset);
+        let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        builder = builder.dataset(DatasetBuilder::typed_data(name, dims, data).map_err(invalid)?);
     }
-    // The writer takes paths relative to the root group.
-    let name = dataset.strip_prefix('/').unwrap_or(dataset);
-    let set =
-        DatasetBuilder::typed_data(name, vec![rows as u64, cols as u64], data).map_err(invalid)?;
-    let bytes = Hdf5Builder::new()
-        .dataset(set)
+    let bytes = builder
         .into_plan()
         .and_then(|plan| plan.encode(WriteOptions::default()))
-        .map_err(invalid)?;
+        .map_err(|e| IoError::new(ErrorKind::InvalidInput, format!("{}: {e}", path.display())))?;
     crate::cache::write_atomic(path, &bytes).map_err(|e| match &e {
         Error::Io { source, .. } => IoError::new(source.kind(), e.to_string()),
         _ => IoError::other(e.to_string()),

@@ -196,7 +196,7 @@ fn the_projects_pipeline_matches_scikit_learn_from_either_mat_version() {
         check_against_reference(&env.dir, 1e-8);
         // The split indices are on record: split 0's test images are numpy's.
         for f in [
-            "set_bars_pearson_r2_S1_V4.png",
+            "set_bars_pearson_r2_S1_tf_conv3_conv3_V4.png",
             "scatter_pls_v4_average_S1_tf_conv3_conv3_V4_validation.png",
         ] {
             let png = fs::read(env.dir.join("results").join(f))

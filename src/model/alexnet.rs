@@ -257,7 +257,9 @@ mod tests {
         assert_eq!(resolve_tap("fc1"), Some("classifier.1"));
         assert_eq!(resolve_tap("conv_pool_after_layer_12"), Some("features.12"));
         assert_eq!(resolve_tap("features.8"), Some("features.8"));
-        assert_eq!(resolve_tap("conv3"), None);
+        // Each conv after its ReLU (the Kay V4 project's conv3).
+        assert_eq!(resolve_tap("conv3"), Some("features.7"));
+        assert_eq!(resolve_tap("conv6"), None);
     }
 
     #[test]

@@ -380,9 +380,14 @@ pub fn add(
                 .iter()
                 .filter(|s| p.analyses.contains(&s.labels.analysis))
                 .collect();
-            let mut charts: Vec<(String, String)> = Vec::new();
+            let mut charts: Vec<(String, String, String, String)> = Vec::new();
             for s in &drawn {
-                let c = (s.labels.subject.clone(), s.sort_roi.clone());
+                let c = (
+                    s.labels.subject.clone(),
+                    s.labels.source.clone(),
+                    s.labels.layer.clone(),
+                    s.sort_roi.clone(),
+                );
                 if !charts.contains(&c) {
                     charts.push(c);
                 }

@@ -1,5 +1,5 @@
 //! `plot` of kind `set_bars`: the Kay V4 project's figure. One chart per
-//! subject × ROI: groups Train / Test / Validation, a bar per analysis (PLS
+//! subject × feature layer × ROI: groups Train / Test / Validation, a bar per analysis (PLS
 //! vs ridge) of the mean over voxels with the standard deviation over voxels
 //! as error bar, for one split (default the first: the project's figures
 //! show split 0's model).
@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::node::{Ctx, NodeKind};
 use crate::vocab::{ImageFormat, Metric};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SetBarsTask {
@@ -23,8 +23,8 @@ pub struct SetBarsTask {
     pub split: String,
     pub formats: Vec<ImageFormat>,
     pub title: Option<String>,
-    /// (subject, roi) of each chart.
-    pub charts: Vec<(String, String)>,
+    /// (subject, source, layer, roi) of each chart.
+    pub charts: Vec<(String, String, String, String)>,
 }
 
 const SETS: [(&str, &str); 3] = [
@@ -59,6 +59,8 @@ impl NodeKind for SetBarsTask {
         let cols = [
             text("analysis")?,
             text("subject")?,
+            text("source")?,
+            text("layer")?,
             text("roi")?,
             text("hemisphere")?,
             text("split")?,
@@ -67,17 +69,23 @@ impl NodeKind for SetBarsTask {
             text("aggregate")?,
         ];
         let values = crate::record::floats(&df, "value")?;
-        let find = |analysis: &str, chart: &(String, String), set: &str, agg: &str| -> f64 {
+        let find = |analysis: &str,
+                    chart: &(String, String, String, String),
+                    set: &str,
+                    agg: &str|
+         -> f64 {
             (0..values.len())
                 .find(|&i| {
                     cols[0][i] == analysis
                         && cols[1][i] == chart.0
                         && cols[2][i] == chart.1
-                        && cols[3][i] == crate::record::BOTH
-                        && (cols[4][i] == self.split || (cols[4][i].is_empty()))
-                        && cols[5][i] == set
-                        && cols[6][i] == self.metric.name()
-                        && cols[7][i] == agg
+                        && cols[3][i] == chart.2
+                        && cols[4][i] == chart.3
+                        && cols[5][i] == crate::record::BOTH
+                        && (cols[6][i] == self.split || cols[6][i].is_empty())
+                        && cols[7][i] == set
+                        && cols[8][i] == self.metric.name()
+                        && cols[9][i] == agg
                 })
                 .map_or(f64::NAN, |i| values[i])
         };
@@ -96,17 +104,24 @@ impl NodeKind for SetBarsTask {
             let shown: Vec<usize> = (0..SETS.len())
                 .filter(|&s| bars[s].iter().any(|b| b.0.is_finite()))
                 .collect();
-            let stem = format!("set_bars_{}_{}_{}", self.metric.name(), chart.0, chart.1);
+            let stem = format!(
+                "set_bars_{}_{}_{}_{}_{}",
+                self.metric.name(),
+                chart.0,
+                chart.1,
+                chart.2,
+                chart.3
+            );
             let split = if self.split.is_empty() {
                 String::new()
             } else {
                 format!(", split {}", self.split)
             };
             let title = match &self.title {
-                Some(t) => format!("{t} — {} {}", chart.0, chart.1),
+                Some(t) => format!("{t} — {} {} ({} {})", chart.0, chart.3, chart.1, chart.2),
                 None => format!(
-                    "Regression performance across {} {} voxels{split}",
-                    chart.0, chart.1
+                    "Regression performance across {} {} voxels ({} {}{split})",
+                    chart.0, chart.3, chart.1, chart.2
                 ),
             };
             for format in &self.formats {
