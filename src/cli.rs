@@ -70,12 +70,14 @@ pub enum Command {
         dry_run: bool,
     },
     /// Write a synthetic subject (for examples and tests) in runner's NSD
-    /// layout, the Algonauts 2023 challenge's, Lab08's or vim-1's (two
+    /// layout, the Algonauts 2023 challenge's, Lab08's, vim-1's (two
     /// subjects, as `EstimatedResponses.mat`, `Stimuli.mat` and conv3
-    /// features).
+    /// features) or Stringer et al.'s mouse V1 grating responses
+    /// (`npz_responses`: `W3D4_stringer_oribinned1.npz` with `resp`,
+    /// `stimuli` and `plane`).
     Synth {
         out: PathBuf,
-        /// "runner-nsd-v1", "algonauts2023", "lab08" or "vim1".
+        /// "runner-nsd-v1", "algonauts2023", "lab08", "vim1" or "npz_responses".
         #[arg(long, default_value = "runner-nsd-v1")]
         layout: String,
         /// Lab08 only: images without repeats (NaN rows in the betas).
@@ -103,7 +105,8 @@ pub enum Command {
         image_size: usize,
         /// Voxels (vertices) of the left hemisphere (default: 320 NSD, 120
         /// Algonauts; Lab08: every voxel of the volume, 200; vim-1: subject
-        /// S1's voxels, 400, a fifth of them V4).
+        /// S1's voxels, 400, a fifth of them V4; npz_responses: the neurons,
+        /// 1000).
         #[arg(long)]
         voxels_lh: Option<usize>,
         /// Of the right hemisphere (default: 280 NSD, 130 Algonauts; vim-1:
@@ -389,9 +392,27 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
+            if layout == "npz_responses" {
+                let cfg = synth::npz_responses::NpzResponsesSynthConfig {
+                    seed,
+                    n_neurons: voxels_lh.unwrap_or(synth::npz_responses::N_NEURONS),
+                };
+                let report =
+                    synth::npz_responses::generate(&cfg, &out).map_err(|e| Error::io(&out, e))?;
+                println!(
+                    "wrote synthetic Stringer mouse V1 responses to {}: resp {} stimuli × {} neurons (float32, von Mises orientation tuning, each neuron z-scored; {} pure noise), stimuli 0.5..359.5° (float64), plane 0..{} per neuron (int64)",
+                    report.path.display(),
+                    synth::npz_responses::N_STIMULI,
+                    cfg.n_neurons,
+                    report.pure_noise.len(),
+                    synth::npz_responses::PLANES - 1
+                );
+                return Ok(());
+            }
             if layout != "runner-nsd-v1" {
-                return Err(Error::usage(format!("unknown layout `{layout}`"))
-                    .with_help("--layout runner-nsd-v1 (default), algonauts2023, lab08 or vim1"));
+                return Err(Error::usage(format!("unknown layout `{layout}`")).with_help(
+                    "--layout runner-nsd-v1 (default), algonauts2023, lab08, vim1 or npz_responses",
+                ));
             }
             let (n_train, n_test) = (n_train.unwrap_or(240), n_test.unwrap_or(100));
             let (voxels_lh, voxels_rh) = (voxels_lh.unwrap_or(320), voxels_rh.unwrap_or(280));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use petgraph::graph::NodeIndex;
 
 use crate::analyses::expand::{Expand, Handle, Scored, Shared, SharedRoi, SharedSubject};
-use crate::config::{Experiment, FeatureKind, SubjectFormat, Weights};
+use crate::config::{Experiment, FeatureKind, ModelArch, SubjectFormat, Training, Weights};
 use crate::error::{Error, Result};
 use crate::key::hash_file;
 use crate::node::FeatureRef;
@@ -28,17 +28,32 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
     let mut train_nodes = HashMap::new();
     for m in &exp.models {
         if let Weights::Trained { seed, train } = &m.weights {
-            let ix = g.add(
-                format!("train/{}", m.name),
-                nodes::train::TrainTask {
-                    arch: "alexnet".into(),
-                    model: m.config.clone(),
-                    seed: *seed,
-                    train: train.clone(),
-                },
-                vec![],
-                BTreeMap::new(),
-            );
+            let id = format!("train/{}", m.name);
+            let ix = match (&m.arch, train) {
+                (ModelArch::AlexNet(config), Training::Barcode(train)) => g.add(
+                    id,
+                    nodes::train::TrainTask {
+                        arch: "alexnet".into(),
+                        model: config.clone(),
+                        seed: *seed,
+                        train: train.clone(),
+                    },
+                    vec![],
+                    BTreeMap::new(),
+                ),
+                (ModelArch::Sequential(config), Training::GratingTilt(train)) => g.add(
+                    id,
+                    nodes::train::GratingTrainTask {
+                        arch: "sequential".into(),
+                        model: config.clone(),
+                        seed: *seed,
+                        train: train.clone(),
+                    },
+                    vec![],
+                    BTreeMap::new(),
+                ),
+                _ => unreachable!("the config pairs each task with its arch"),
+            };
             train_nodes.insert(m.name.clone(), ix);
         }
     }
@@ -50,8 +65,17 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
     let mut image_rows: HashMap<String, usize> = HashMap::new();
     // vim-1 subjects: the MATLAB variable of each stimulus file.
     let mut mat_vars: HashMap<String, Vec<String>> = HashMap::new();
+    // npz_responses subjects: their node, which writes each stimulus's orientation.
+    let mut stimulus_nodes: HashMap<String, NodeIndex> = HashMap::new();
     for s in &exp.subjects {
-        if !s.path.is_dir() {
+        if let SubjectFormat::NpzResponses(_) = &s.format {
+            if !s.path.is_file() {
+                return Err(exp
+                    .source
+                    .error(s.path_span.clone(), format!("no file {}", s.path.display()))
+                    .with_help("path names the .npz itself (seed 004: W3D4_stringer_oribinned1.npz), relative to the experiment file; make a synthetic one with `runner synth --layout npz_responses DIR`"));
+            }
+        } else if !s.path.is_dir() {
             return Err(exp
                 .source
                 .error(s.path_span.clone(), format!("subject directory {} does not exist", s.path.display()))
@@ -80,6 +104,11 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                 let (files, vars) = stimuli.into_iter().unzip();
                 mat_vars.insert(s.name.clone(), vars);
                 (shared, table, files)
+            }
+            SubjectFormat::NpzResponses(select) => {
+                let (shared, table) = npz_subject(&mut g, s, select)?;
+                stimulus_nodes.insert(s.name.clone(), shared.node);
+                (shared, table, Vec::new())
             }
         };
         let mut shared = shared;
@@ -142,9 +171,37 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                 FeatureKind::Npy { .. } | FeatureKind::Hdf5 { .. } => None,
                 FeatureKind::Extract {
                     model,
+                    batch_size,
+                    device,
+                    gratings: true,
+                    ..
+                } => {
+                    let Some(&stim) = stimulus_nodes.get(sname) else {
+                        return Err(Error::usage(format!(
+                            "features.{}: gratings are rendered at each stimulus's orientation, and subject `{sname}` ({}) has none",
+                            f.name, subject.format
+                        ))
+                        .with_help("stimuli = \"gratings\" needs an npz_responses subject (its stimulus variable is the orientation)"));
+                    };
+                    Some(add_grating_extract(
+                        &mut g,
+                        &train_nodes,
+                        exp,
+                        stim,
+                        sname,
+                        &f.name,
+                        model,
+                        *batch_size,
+                        *device,
+                        &f.layers,
+                    )?)
+                }
+                FeatureKind::Extract {
+                    model,
                     preprocess,
                     batch_size,
                     device,
+                    gratings: false,
                 } => {
                     if let Some(dir) = check_images.get(sname) {
                         dir.check_images()?;
@@ -201,9 +258,17 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                             .iter()
                             .find(|m| &m.name == model)
                             .expect("validated");
-                        let module = crate::model::alexnet::resolve_tap(layer).expect("validated");
                         let file = Some(format!("{layer}.npy"));
-                        let width = spec.config.tap_width(module) as u64;
+                        let width = match &spec.arch {
+                            ModelArch::AlexNet(config) => {
+                                let module =
+                                    crate::model::alexnet::resolve_tap(layer).expect("validated");
+                                config.tap_width(module) as u64
+                            }
+                            ModelArch::Sequential(config) => {
+                                config.tap_width(layer).expect("validated") as u64
+                            }
+                        };
                         (
                             FeatureRef {
                                 upstream_file: file,
@@ -264,17 +329,20 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
 
     let mut scored = Vec::new();
     let mut outputs = Vec::new();
+    let mut artifacts = Vec::new();
     for (name, analysis) in &exp.analyses {
         let mut cx = Expand {
             name,
             g: &mut g,
             shared: &shared,
             scored: Vec::new(),
+            artifacts: Vec::new(),
             outputs: Vec::new(),
             warnings: Vec::new(),
         };
         analysis.expand(&mut cx)?;
         scored.extend(cx.scored);
+        artifacts.extend(cx.artifacts.into_iter().map(|a| (name.clone(), a)));
         outputs.extend(cx.outputs);
         warnings.extend(cx.warnings);
     }
@@ -312,7 +380,7 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
     all_outputs.extend(outputs);
 
     for p in &exp.plots {
-        let ix = nodes::plot::add(&mut g, exp, p, &scored, table);
+        let ix = nodes::plot::add(&mut g, exp, p, &scored, table, &artifacts);
         if !all_outputs.iter().any(|(o, _)| *o == ix) {
             all_outputs.push((ix, String::new()));
         }
@@ -790,31 +858,24 @@ fn add_extract(
         inputs.insert(rel, hash_file(f)?);
     }
     let mut upstream = vec![];
-    let (seed, checkpoint) = match &spec.weights {
-        Weights::Random { seed } => (Some(*seed), None),
-        Weights::Trained { .. } => {
-            upstream.push(("weights".to_string(), train_nodes[model]));
-            (None, None)
-        }
-        Weights::Checkpoint { path, span } => {
-            if !path.is_file() {
-                return Err(exp
-                    .source
-                    .error(
-                        span.clone(),
-                        format!("models.{model}: no checkpoint at {}", path.display()),
-                    )
-                    .with_help("paths are relative to the experiment file"));
-            }
-            inputs.insert("checkpoint".to_string(), hash_file(path)?);
-            (None, Some(path.clone()))
-        }
+    let (seed, checkpoint) = extract_weights(
+        exp,
+        train_nodes,
+        model,
+        &spec.weights,
+        &mut upstream,
+        &mut inputs,
+    )?;
+    let ModelArch::AlexNet(config) = &spec.arch else {
+        return Err(Error::usage(format!(
+            "features.{source}: model `{model}` is a sequential net; it runs on gratings (stimuli = \"gratings\")"
+        )));
     };
     Ok(g.add(
         format!("extract/{sname}/{source}"),
         nodes::extract::ExtractTask {
             arch: "alexnet".into(),
-            model: spec.config.clone(),
+            model: config.clone(),
             seed,
             checkpoint,
             preprocess,
@@ -848,4 +909,134 @@ fn folder_of(p: &std::path::Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default()
+}
+
+/// An npz_responses subject: its node and its neurons' table.
+fn npz_subject(
+    g: &mut Graph,
+    s: &crate::config::Subject,
+    select: &crate::config::NpzSelect,
+) -> Result<(SharedSubject, VoxelTable)> {
+    let subj = crate::npz_responses::NpzSubject::open(&s.path, select)?;
+    let mut inputs = BTreeMap::new();
+    inputs.insert("responses".to_string(), hash_file(&s.path)?);
+    let n = subj.n_stimuli();
+    let task = nodes::subject::NpzResponsesTask {
+        format: crate::npz_responses::FORMAT,
+        select: select.clone(),
+        file: s.path.clone(),
+        sizes: (subj.rows, subj.n_neurons),
+    };
+    let ix = g.add(format!("subject/{}", s.name), task, vec![], inputs);
+    Ok((
+        SharedSubject {
+            name: s.name.clone(),
+            node: ix,
+            n_responses: n,
+            n_stimuli: n,
+            n_voxels: subj.n_neurons,
+            noise_ceiling: false,
+            hemis: s.hemis.clone(),
+            given: None,
+            rois: Vec::new(),
+            format: crate::npz_responses::FORMAT,
+            folder: folder_of(&s.path),
+            fsaverage: false,
+            volume: false,
+            nc_given: false,
+            flag_counts: BTreeMap::new(),
+        },
+        subj.voxel_table(),
+    ))
+}
+
+/// The weights of an extraction: a random-init seed, a checkpoint (hashed
+/// into `inputs`), or the model's train node (an upstream `weights`).
+fn extract_weights(
+    exp: &Experiment,
+    train_nodes: &HashMap<String, NodeIndex>,
+    model: &str,
+    weights: &Weights,
+    upstream: &mut Vec<(String, NodeIndex)>,
+    inputs: &mut BTreeMap<String, String>,
+) -> Result<(Option<u64>, Option<PathBuf>)> {
+    Ok(match weights {
+        Weights::Random { seed } => (Some(*seed), None),
+        Weights::Trained { .. } => {
+            upstream.push(("weights".to_string(), train_nodes[model]));
+            (None, None)
+        }
+        Weights::Checkpoint { path, span } => {
+            if !path.is_file() {
+                return Err(exp
+                    .source
+                    .error(
+                        span.clone(),
+                        format!("models.{model}: no checkpoint at {}", path.display()),
+                    )
+                    .with_help("paths are relative to the experiment file"));
+            }
+            inputs.insert("checkpoint".to_string(), hash_file(path)?);
+            (None, Some(path.clone()))
+        }
+    })
+}
+
+/// One extract node of a sequential net on gratings at a subject's
+/// stimulus orientations (read from the subject node).
+#[allow(clippy::too_many_arguments)]
+fn add_grating_extract(
+    g: &mut Graph,
+    train_nodes: &HashMap<String, NodeIndex>,
+    exp: &Experiment,
+    subject_node: NodeIndex,
+    sname: &str,
+    source: &str,
+    model: &str,
+    batch_size: usize,
+    device: crate::vocab::DeviceChoice,
+    taps: &[String],
+) -> Result<NodeIndex> {
+    let spec = exp
+        .models
+        .iter()
+        .find(|m| m.name == model)
+        .expect("validated");
+    let ModelArch::Sequential(config) = &spec.arch else {
+        unreachable!("the config sends only sequential nets to gratings")
+    };
+    let grating = crate::gratings::GratingSpec::default();
+    let (h, w) = grating.size();
+    if config.input != [1, h, w] {
+        return Err(Error::usage(format!(
+            "features.{source}: gratings are 1 × {h} × {w} but model `{model}` takes {}",
+            config.input.map(|x| x.to_string()).join(" × ")
+        ))
+        .with_help(format!("set input = [1, {h}, {w}] in [models.{model}]")));
+    }
+    let mut upstream = vec![("subject".to_string(), subject_node)];
+    let mut inputs = BTreeMap::new();
+    let (seed, checkpoint) = extract_weights(
+        exp,
+        train_nodes,
+        model,
+        &spec.weights,
+        &mut upstream,
+        &mut inputs,
+    )?;
+    Ok(g.add(
+        format!("extract/{sname}/{source}"),
+        nodes::extract_gratings::GratingExtractTask {
+            arch: "sequential".into(),
+            model: config.clone(),
+            seed,
+            checkpoint,
+            grating,
+            taps: taps.to_vec(),
+            batch_size,
+            device,
+        },
+        upstream,
+        inputs,
+    ))
 }

@@ -189,6 +189,50 @@ fn shape_in_header(text: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
+/// Shape, dtype and C-ordered payload of an in-memory `.npy` (any plain
+/// fixed-size dtype, strings included; Fortran order is reordered), for
+/// readers of containers such as `.npz` that decode the payload themselves.
+pub(crate) fn parse_raw(bytes: &[u8]) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8>)> {
+    decode_raw(bytes)
+}
+
+/// [`parse_raw`]'s output as f64 (real numeric dtypes only).
+pub(crate) fn raw_to_f64(raw: (Vec<usize>, npyz::TypeStr, Vec<u8>)) -> io::Result<Array<f64>> {
+    convert(raw, |x| x)
+}
+
+/// The shape and dtype in an `.npy` header, read from the start of a
+/// stream without touching the payload.
+pub(crate) fn peek_header(r: &mut impl Read) -> io::Result<(Vec<usize>, npyz::DType)> {
+    let header = parse_header(r)?;
+    Ok((shape_of(&header)?, header.dtype()))
+}
+
+/// The bytes of a version-1.0 `.npy` header for a C-ordered array, as
+/// `np.save` writes it (padded with spaces to a multiple of 64, ending in a
+/// newline); the caller appends the payload.
+pub(crate) fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims = match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
+    let total = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat(total.next_multiple_of(64) - total));
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out
+}
+
 fn decode_raw(mut r: impl Read) -> io::Result<(Vec<usize>, npyz::TypeStr, Vec<u8>)> {
     let header = parse_header(&mut r)?;
     let ty = match header.dtype() {

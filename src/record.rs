@@ -104,6 +104,12 @@ impl Record {
         }
     }
 
+    /// One summary row as is: a value that is not an aggregate over voxels
+    /// (an RDM comparison and its interval bounds).
+    pub fn add_value(&mut self, roi: &str, metric: &str, aggregate: &str, value: f64, n: usize) {
+        self.push_summary(roi, BOTH, metric, aggregate, value, n);
+    }
+
     fn push_summary(
         &mut self,
         roi: &str,

@@ -33,6 +33,7 @@ use crate::npy;
 
 pub mod algonauts;
 pub mod lab08;
+pub mod npz_responses;
 pub mod vim1;
 
 pub const FORMAT: &str = "runner-nsd-v1";

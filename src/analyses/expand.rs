@@ -138,12 +138,30 @@ pub struct Scored {
     pub sort_roi: String,
 }
 
+/// A node whose entry a plot draws (an RDM, tuning curves), with where it
+/// sits: `source` and `layer` empty for the neural side, `roi` empty for a
+/// feature layer's.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub kind: &'static str,
+    pub subject: String,
+    pub source: String,
+    pub layer: String,
+    pub layer_index: usize,
+    pub roi: String,
+    pub node: NodeIndex,
+    /// The subject node, whose `orientations.npy` (when it has one) labels
+    /// the stimuli.
+    pub stimulus_node: Option<NodeIndex>,
+}
+
 /// What an analysis expands into.
 pub struct Expand<'a> {
     pub name: &'a str,
     pub g: &'a mut Graph,
     pub shared: &'a Shared,
     pub scored: Vec<Scored>,
+    pub artifacts: Vec<Artifact>,
     pub outputs: Vec<(NodeIndex, String)>,
     pub warnings: Vec<String>,
 }

@@ -13,7 +13,9 @@ pub mod linear;
 pub mod pls;
 pub mod ridge_cv;
 pub mod ridge_holdout;
+pub mod rsa;
 pub mod sets;
+pub mod tuning;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -39,6 +41,11 @@ pub trait Analysis: std::fmt::Debug + Send + Sync {
     fn predicts_roi_mean(&self) -> bool {
         false
     }
+    /// What plots can draw it: "fit" (scores per voxel), "rsa" (RDMs and
+    /// their comparisons) or "tuning" (tuning curves).
+    fn family(&self) -> &'static str {
+        "fit"
+    }
 }
 
 /// What an analysis's parser may look at: the file (for errors) and the names
@@ -58,6 +65,8 @@ pub const KINDS: &[(&str, ParseFn)] = &[
     ("linear", linear::parse),
     ("ridge_holdout", ridge_holdout::parse),
     ("pls", pls::parse),
+    ("rsa", rsa::parse),
+    ("tuning_curves", tuning::parse),
 ];
 
 /// Parses one `[analyses.NAME]` table by its `kind`.

@@ -60,6 +60,24 @@ pub enum SubjectFormat {
     /// vim-1 (Kay et al. 2008) as CRCNS distributes it: subject `id` (`S1`)
     /// of `EstimatedResponses.mat`, stimuli in `Stimuli.mat`.
     Vim1 { id: String },
+    /// One `.npz` of responses (stimuli × neurons) and a stimulus variable
+    /// (Stringer et al.'s `W3D4_stringer_oribinned1.npz`: `resp`, `stimuli`);
+    /// the neurons are the units, every one in one group.
+    NpzResponses(NpzSelect),
+}
+
+/// Which arrays of an `.npz` and which of its rows, as seed 004's
+/// `load_data`: bin, then keep a stimulus range, then shift the stimulus.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NpzSelect {
+    pub responses: String,
+    pub stimulus: String,
+    pub bin_width: Option<f64>,
+    pub stimulus_min: Option<f64>,
+    pub stimulus_max: Option<f64>,
+    pub stimulus_offset: f64,
+    /// Per-neuron label arrays (ROI columns).
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +109,9 @@ pub enum FeatureKind {
         preprocess: PreprocessKind,
         batch_size: usize,
         device: DeviceChoice,
+        /// Seed 004: gratings rendered at each stimulus's orientation instead
+        /// of image files.
+        gratings: bool,
     },
 }
 
@@ -98,8 +119,24 @@ pub enum FeatureKind {
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
     pub name: String,
-    pub config: crate::model::alexnet::AlexNetConfig,
+    pub arch: ModelArch,
     pub weights: Weights,
+}
+
+#[derive(Debug, Clone)]
+pub enum ModelArch {
+    AlexNet(crate::model::alexnet::AlexNetConfig),
+    /// A small net declared layer by layer (seed 004's grating CNN).
+    Sequential(crate::model::sequential::SequentialConfig),
+}
+
+/// What runner trains a net on.
+#[derive(Debug, Clone)]
+pub enum Training {
+    /// HW2's Barcode task (AlexNet).
+    Barcode(crate::train::spec::TrainSpec),
+    /// Seed 004's: is a grating tilted right of vertical?
+    GratingTilt(crate::train::grating::GratingTrainSpec),
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +151,7 @@ pub enum Weights {
     /// Trained by runner from a random init with this seed.
     Trained {
         seed: u64,
-        train: crate::train::spec::TrainSpec,
+        train: Training,
     },
 }
 
@@ -158,6 +195,12 @@ pub enum PlotKind {
     SetBars,
     /// Kay V4: predicted vs measured ROI-mean response per stimulus.
     Scatter,
+    /// Seed 004: the neural RDM and every layer's, side by side on one scale.
+    Rdms,
+    /// Seed 004: each layer's RDM similarity to the neural RDM, with its interval.
+    RsaBars,
+    /// Seed 004: response against orientation, neurons and model units.
+    TuningCurves,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +219,8 @@ pub struct PlotSpec {
     pub split: Option<String>,
     /// scatter: the set drawn.
     pub set: String,
+    /// rsa_bars: the comparison drawn (`rdm_pearson`, …).
+    pub measure: Option<String>,
 }
 
 /// Reads and checks an experiment file.
@@ -323,7 +368,6 @@ impl Validator<'_> {
             .into_iter()
             .map(|(n, m)| self.model(n, m))
             .collect::<Result<Vec<_>>>()?;
-        let model_names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
 
         if raw.features.is_empty() {
             return self
@@ -333,7 +377,7 @@ impl Validator<'_> {
         let features = raw
             .features
             .into_iter()
-            .map(|(n, f)| self.features(n, f, &subject_names, &model_names))
+            .map(|(n, f)| self.features(n, f, &subject_names, &models))
             .collect::<Result<Vec<_>>>()?;
 
         if raw.rois.is_empty() {
@@ -420,10 +464,34 @@ impl Validator<'_> {
         let raw = raw.into_inner();
         let path_span = raw.path.span();
         let path = self.resolve(raw.path.get_ref());
-        let volume = raw
+        let volume = raw.format.as_ref().is_some_and(|f| {
+            f.get_ref() == "lab08" || f.get_ref() == "vim1" || f.get_ref() == "npz_responses"
+        });
+        if raw
             .format
             .as_ref()
-            .is_some_and(|f| f.get_ref() == "lab08" || f.get_ref() == "vim1");
+            .is_none_or(|f| f.get_ref() != "npz_responses")
+        {
+            for (key, sp) in [
+                ("responses", raw.responses.as_ref().map(|v| v.span())),
+                ("stimulus", raw.stimulus.as_ref().map(|v| v.span())),
+                ("bin_width", raw.bin_width.as_ref().map(|v| v.span())),
+                ("stimulus_min", raw.stimulus_min.as_ref().map(|v| v.span())),
+                ("stimulus_max", raw.stimulus_max.as_ref().map(|v| v.span())),
+                (
+                    "stimulus_offset",
+                    raw.stimulus_offset.as_ref().map(|v| v.span()),
+                ),
+                ("labels", raw.labels.as_ref().map(|v| v.span())),
+            ] {
+                if let Some(sp) = sp {
+                    return self.err(
+                        sp,
+                        format!("`{key}` applies to format \"npz_responses\" only"),
+                    );
+                }
+            }
+        }
         if let Some(id) = &raw.id
             && raw.format.as_ref().is_none_or(|f| f.get_ref() != "vim1")
         {
@@ -517,6 +585,70 @@ impl Validator<'_> {
                 let id = raw.id.map_or_else(|| name.clone(), Spanned::into_inner);
                 SubjectFormat::Vim1 { id }
             }
+            Some("npz_responses") => {
+                for (key, sp) in [
+                    ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
+                    ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
+                    ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
+                    ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
+                    ("hemis", raw.hemis.as_ref().map(|v| v.span())),
+                ] {
+                    if let Some(sp) = sp {
+                        return Err(self
+                            .src
+                            .error(sp, format!("`{key}` does not apply to format \"npz_responses\""))
+                            .with_help("npz_responses subjects are one .npz: responses (stimuli × neurons) and a stimulus variable; choose rows with bin_width, stimulus_min, stimulus_max, stimulus_offset"));
+                    }
+                }
+                let key = |v: Option<Spanned<String>>, default: &str| -> Result<String> {
+                    match v {
+                        None => Ok(default.to_string()),
+                        Some(k) if !k.get_ref().is_empty() => Ok(k.into_inner()),
+                        Some(k) => self.err(k.span(), "an array name must not be empty"),
+                    }
+                };
+                let bin_width = match raw.bin_width {
+                    None => None,
+                    Some(b) if b.get_ref().is_finite() && *b.get_ref() > 0.0 => {
+                        Some(*b.get_ref()).filter(|&w| w > 1.0)
+                    }
+                    Some(b) => return self.err(b.span(), "bin_width must be > 0"),
+                };
+                let bound = |v: Option<Spanned<f64>>| -> Result<Option<f64>> {
+                    match v {
+                        None => Ok(None),
+                        Some(v) if v.get_ref().is_finite() => Ok(Some(*v.get_ref())),
+                        Some(v) => self.err(v.span(), "must be a finite number"),
+                    }
+                };
+                let (lo_span, hi_span) = (
+                    raw.stimulus_min.as_ref().map(|s| s.span()),
+                    raw.stimulus_max.as_ref().map(|s| s.span()),
+                );
+                let stimulus_min = bound(raw.stimulus_min)?;
+                let stimulus_max = bound(raw.stimulus_max)?;
+                if let (Some(lo), Some(hi)) = (stimulus_min, stimulus_max)
+                    && lo > hi
+                {
+                    return self.err(
+                        hi_span.or(lo_span).unwrap_or(span),
+                        format!("stimulus_max ({hi}) is below stimulus_min ({lo})"),
+                    );
+                }
+                let labels = match raw.labels {
+                    None => vec![],
+                    Some(l) => self.strings(Some(l), &[], "labels")?,
+                };
+                SubjectFormat::NpzResponses(NpzSelect {
+                    responses: key(raw.responses, "resp")?,
+                    stimulus: key(raw.stimulus, "stimuli")?,
+                    bin_width,
+                    stimulus_min,
+                    stimulus_max,
+                    stimulus_offset: self.finite(raw.stimulus_offset, 0.0)?,
+                    labels,
+                })
+            }
             Some(other) => {
                 return Err(self
                     .src
@@ -525,7 +657,7 @@ impl Validator<'_> {
                         format!("unknown subject format `{other}`"),
                     )
                     .with_help(
-                        "format = \"runner-nsd-v1\" (default; HW2's NSD data), \"algonauts2023\", \"lab08\" or \"vim1\"",
+                        "format = \"runner-nsd-v1\" (default; HW2's NSD data), \"algonauts2023\", \"lab08\", \"vim1\" or \"npz_responses\" (one .npz of stimuli × neurons)",
                     ));
             }
         };
@@ -579,14 +711,23 @@ impl Validator<'_> {
         let span = raw.span();
         self.check_name("model", &name, span.clone())?;
         let raw = raw.into_inner();
-        if raw.arch.get_ref() != "alexnet" {
-            return Err(self
-                .src
-                .error(
-                    raw.arch.span(),
-                    format!("unknown arch `{}`", raw.arch.get_ref()),
-                )
-                .with_help("runner has arch = \"alexnet\""));
+        match raw.arch.get_ref().as_str() {
+            "alexnet" => {}
+            "sequential" => return self.sequential_model(name, span, raw),
+            other => {
+                return Err(self
+                    .src
+                    .error(raw.arch.span(), format!("unknown arch `{other}`"))
+                    .with_help("arch = \"alexnet\" (torchvision's layout) or \"sequential\" (layers declared in `layers`)"));
+            }
+        }
+        for (key, sp) in [
+            ("input", raw.input.as_ref().map(|v| v.span())),
+            ("layers", raw.layers.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(sp) = sp {
+                return self.err(sp, format!("`{key}` applies to arch = \"sequential\" only"));
+            }
         }
         let mut config = match raw.layout.as_ref().map(|l| l.get_ref().as_str()) {
             None | Some("torchvision") => AlexNetConfig::torchvision(),
@@ -621,17 +762,31 @@ impl Validator<'_> {
                     "a trained model starts from a random init: give `seed`, not `checkpoint` (fine-tuning is not supported)",
                 );
             }
-            let train = self.train(&name, t, &config)?;
+            let train = Training::Barcode(self.train(&name, t, &config)?);
             return Ok(ModelSpec {
                 name,
-                config,
+                arch: ModelArch::AlexNet(config),
                 weights: Weights::Trained {
                     seed: raw.seed.map_or(0, |s| *s.get_ref()),
                     train,
                 },
             });
         }
-        let weights = match (raw.checkpoint, raw.seed) {
+        let weights = self.plain_weights(raw.checkpoint, raw.seed)?;
+        Ok(ModelSpec {
+            name,
+            arch: ModelArch::AlexNet(config),
+            weights,
+        })
+    }
+
+    /// Weights of a net runner does not train: a checkpoint, or a random init.
+    fn plain_weights(
+        &self,
+        checkpoint: Option<Spanned<PathBuf>>,
+        seed: Option<Spanned<u64>>,
+    ) -> Result<Weights> {
+        Ok(match (checkpoint, seed) {
             (Some(c), None) => Weights::Checkpoint {
                 span: c.span(),
                 path: self.resolve(c.get_ref()),
@@ -645,10 +800,214 @@ impl Validator<'_> {
                     "a model has either a checkpoint or a random-init seed, not both",
                 );
             }
+        })
+    }
+
+    /// `arch = "sequential"`: the layers as declared, checked to chain.
+    fn sequential_model(
+        &self,
+        name: String,
+        span: Range<usize>,
+        raw: raw::RawModel,
+    ) -> Result<ModelSpec> {
+        use crate::model::sequential::{ConvInit, LayerSpec, Op, SequentialConfig};
+        for (key, sp) in [
+            ("layout", raw.layout.as_ref().map(|v| v.span())),
+            ("widths", raw.widths.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(sp) = sp {
+                return self.err(
+                    sp,
+                    format!("`{key}` is AlexNet's; a sequential net lists its `layers`"),
+                );
+            }
+        }
+        if raw.hidden.is_some() || raw.num_classes.is_some() || raw.dropout.is_some() {
+            return self.err(
+                span,
+                "hidden, num_classes and dropout are AlexNet's; a sequential net lists its `layers`",
+            );
+        }
+        let input = match &raw.input {
+            None => {
+                let (h, w) = crate::gratings::GratingSpec::default().size();
+                [1, h, w]
+            }
+            Some(i) => match i.get_ref()[..] {
+                [c, h, w] if c > 0 && h > 0 && w > 0 => [c, h, w],
+                _ => return self.err(i.span(), "input is [channels, height, width], each ≥ 1"),
+            },
+        };
+        let Some(layers_raw) = raw.layers else {
+            return Err(self
+                .src
+                .error(span, format!("models.{name}: arch = \"sequential\" needs `layers`"))
+                .with_help("layers = [{ name = \"conv\", type = \"conv2d\", in_channels = 1, out_channels = 6, kernel_size = 7, padding = 3 }, { type = \"relu\" }, …]; types: conv2d, maxpool2d, relu, sigmoid, flatten, linear"));
+        };
+        let list_span = layers_raw.span();
+        let layers_raw = layers_raw.into_inner();
+        if layers_raw.is_empty() {
+            return self.err(list_span, "layers must not be empty");
+        }
+        let mut layers = Vec::new();
+        let mut spans = Vec::new();
+        for (i, l) in layers_raw.into_iter().enumerate() {
+            let lspan = l.span();
+            let l = l.into_inner();
+            let ty = l.type_.get_ref().as_str();
+            let name = match &l.name {
+                Some(n) => n.get_ref().clone(),
+                None => format!("{ty}{i}"),
+            };
+            if let Some(n) = &l.name {
+                if !name_ok(&name) {
+                    return self.err(
+                        n.span(),
+                        format!("layer name `{name}` is not usable in file names"),
+                    );
+                }
+                if layers.iter().any(|x: &LayerSpec| x.name == name) {
+                    return self.err(n.span(), format!("layer name `{name}` is used twice"));
+                }
+            }
+            let allowed: &[&str] = match ty {
+                "conv2d" => &[
+                    "in_channels",
+                    "out_channels",
+                    "kernel_size",
+                    "stride",
+                    "padding",
+                    "bias",
+                    "init",
+                    "sigma",
+                ],
+                "maxpool2d" => &["kernel_size", "stride"],
+                "linear" => &["in_features", "out_features", "bias"],
+                "relu" | "sigmoid" | "flatten" => &[],
+                other => {
+                    return Err(self
+                        .src
+                        .error(l.type_.span(), format!("unknown layer type `{other}`"))
+                        .with_help("types: conv2d, maxpool2d, relu, sigmoid, flatten, linear"));
+                }
+            };
+            let given: [(&str, Option<Range<usize>>); 10] = [
+                ("in_channels", l.in_channels.as_ref().map(|v| v.span())),
+                ("out_channels", l.out_channels.as_ref().map(|v| v.span())),
+                ("kernel_size", l.kernel_size.as_ref().map(|v| v.span())),
+                ("stride", l.stride.as_ref().map(|v| v.span())),
+                ("padding", l.padding.as_ref().map(|v| v.span())),
+                ("in_features", l.in_features.as_ref().map(|v| v.span())),
+                ("out_features", l.out_features.as_ref().map(|v| v.span())),
+                ("bias", l.bias.as_ref().map(|v| v.span())),
+                ("init", l.init.as_ref().map(|v| v.span())),
+                ("sigma", l.sigma.as_ref().map(|v| v.span())),
+            ];
+            for (key, sp) in &given {
+                if let Some(sp) = sp
+                    && !allowed.contains(key)
+                {
+                    return self.err(sp.clone(), format!("layer `{name}` ({ty}) has no `{key}`"));
+                }
+            }
+            let need = |v: &Option<Spanned<usize>>, key: &str| -> Result<usize> {
+                match v {
+                    Some(x) if *x.get_ref() > 0 => Ok(*x.get_ref()),
+                    Some(x) => self.err(x.span(), format!("{key} must be ≥ 1")),
+                    None => self.err(
+                        lspan.clone(),
+                        format!("layer `{name}` ({ty}) needs `{key}`"),
+                    ),
+                }
+            };
+            let bias = l.bias.as_ref().is_none_or(|b| *b.get_ref());
+            let op = match ty {
+                "conv2d" => {
+                    let init = match l.init.as_ref().map(|s| s.get_ref().as_str()) {
+                        None | Some("default") => {
+                            if let Some(s) = &l.sigma {
+                                return self.err(
+                                    s.span(),
+                                    "sigma applies to init = \"center_surround_gabor\"",
+                                );
+                            }
+                            ConvInit::Default
+                        }
+                        Some("center_surround_gabor") => {
+                            let sigma = l.sigma.as_ref().map_or(1.1, |s| *s.get_ref());
+                            if !(sigma.is_finite() && sigma > 0.0) {
+                                return self
+                                    .err(l.sigma.as_ref().unwrap().span(), "sigma must be > 0");
+                            }
+                            ConvInit::CenterSurroundGabor { sigma }
+                        }
+                        Some(other) => {
+                            return Err(self
+                                .src
+                                .error(l.init.as_ref().unwrap().span(), format!("unknown init `{other}`"))
+                                .with_help("init = \"default\" (PyTorch's kaiming uniform) or \"center_surround_gabor\" (seed 004: 2 centre-surround + Gabor filters)"));
+                        }
+                    };
+                    Op::Conv2d {
+                        in_channels: need(&l.in_channels, "in_channels")?,
+                        out_channels: need(&l.out_channels, "out_channels")?,
+                        kernel_size: need(&l.kernel_size, "kernel_size")?,
+                        stride: l
+                            .stride
+                            .as_ref()
+                            .map_or(Ok(1), |_| need(&l.stride, "stride"))?,
+                        padding: l.padding.as_ref().map_or(0, |p| *p.get_ref()),
+                        bias,
+                        init,
+                    }
+                }
+                "maxpool2d" => {
+                    let k = need(&l.kernel_size, "kernel_size")?;
+                    Op::MaxPool2d {
+                        kernel_size: k,
+                        stride: l
+                            .stride
+                            .as_ref()
+                            .map_or(Ok(k), |_| need(&l.stride, "stride"))?,
+                    }
+                }
+                "linear" => Op::Linear {
+                    in_features: need(&l.in_features, "in_features")?,
+                    out_features: need(&l.out_features, "out_features")?,
+                    bias,
+                },
+                "relu" => Op::Relu,
+                "sigmoid" => Op::Sigmoid,
+                _ => Op::Flatten,
+            };
+            layers.push(LayerSpec { name, op });
+            spans.push(lspan);
+        }
+        let config = SequentialConfig { input, layers };
+        if let Err(e) = config.shapes() {
+            return Err(self
+                .src
+                .error(spans[e.index].clone(), format!("models.{name}: {e}"))
+                .with_help("each layer takes what the one before gives: conv2d in_channels = the channels coming in, linear in_features = the flattened size (channels × height × width)"));
+        }
+        let weights = match raw.train {
+            Some(t) => {
+                if let Some(c) = &raw.checkpoint {
+                    return self.err(
+                        c.span(),
+                        "a trained model starts from a random init: give `seed`, not `checkpoint` (fine-tuning is not supported)",
+                    );
+                }
+                Weights::Trained {
+                    seed: raw.seed.map_or(0, |s| *s.get_ref()),
+                    train: Training::GratingTilt(self.grating_train(&name, t, &config)?),
+                }
+            }
+            None => self.plain_weights(raw.checkpoint, raw.seed)?,
         };
         Ok(ModelSpec {
             name,
-            config,
+            arch: ModelArch::Sequential(config),
             weights,
         })
     }
@@ -671,18 +1030,31 @@ impl Validator<'_> {
         raw: Spanned<raw::RawTrain>,
         config: &crate::model::alexnet::AlexNetConfig,
     ) -> Result<crate::train::spec::TrainSpec> {
-        use crate::train::spec::{BarcodeData, Optimizer, Schedule, TrainSpec};
+        use crate::train::spec::{BarcodeData, TrainSpec};
         let span = raw.span();
         let raw = raw.into_inner();
-        let at = |s: &Option<Spanned<f64>>| s.as_ref().map_or(span.clone(), |x| x.span());
         if let Some(t) = &raw.task
             && t.get_ref() != "barcode"
         {
+            let help = if t.get_ref() == "grating_tilt" {
+                "grating_tilt trains a small net on 48×64 gratings: declare it with arch = \"sequential\" (see experiments/rsa_v1.toml)"
+            } else {
+                "task = \"barcode\" (HW2's Barcode dataset, AlexNet) or \"grating_tilt\" (seed 004, a sequential net)"
+            };
             return self
-                .err(t.span(), format!("unknown training task `{}`", t.get_ref()))
-                .map_err(|e| {
-                    e.with_help("runner trains on task = \"barcode\" (HW2's Barcode dataset)")
-                });
+                .err(
+                    t.span(),
+                    format!("unknown training task `{}` for an AlexNet", t.get_ref()),
+                )
+                .map_err(|e| e.with_help(help));
+        }
+        for (key, sp) in [
+            ("n_train", raw.n_train.as_ref().map(|v| v.span())),
+            ("n_val", raw.n_val.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(sp) = sp {
+                return self.err(sp, format!("`{key}` is task \"grating_tilt\"'s; the Barcode task has train_length and val_length"));
+            }
         }
         if config.num_classes != crate::barcode::BITS {
             return self.err(
@@ -737,6 +1109,148 @@ impl Validator<'_> {
             }
             (Some(_), Some(s)) => return self.err(s.span(), "give `epochs` or `steps`, not both"),
         };
+        // HW1's optimizer: momentum 0.9, weight decay 5e-4.
+        let (lr, optimizer, schedule) = self.optim(&raw, span.clone(), (0.9, 5e-4))?;
+        let eval_every = positive(&raw.eval_every, steps_per_epoch, "eval_every")?;
+        let checkpoint_every = positive(&raw.checkpoint_every, eval_every, "checkpoint_every")?;
+        Ok(TrainSpec {
+            dataset,
+            batch_size,
+            steps,
+            lr,
+            optimizer,
+            schedule,
+            eval_every,
+            checkpoint_every,
+            device: self.device(raw.device.as_ref())?,
+        })
+    }
+
+    /// `[models.*.train] task = "grating_tilt"`: seed 004's recipe by default
+    /// (1000 gratings, batch 100, SGD without weight decay).
+    fn grating_train(
+        &self,
+        model: &str,
+        raw: Spanned<raw::RawTrain>,
+        config: &crate::model::sequential::SequentialConfig,
+    ) -> Result<crate::train::grating::GratingTrainSpec> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        match raw.task.as_ref().map(|t| t.get_ref().as_str()) {
+            Some("grating_tilt") => {}
+            None => {
+                return Err(self
+                    .src
+                    .error(span, format!("models.{model}.train needs a `task`"))
+                    .with_help("a sequential net trains on task = \"grating_tilt\" (seed 004)"));
+            }
+            Some(other) => {
+                return Err(self
+                    .src
+                    .error(raw.task.as_ref().unwrap().span(), format!("unknown training task `{other}` for a sequential net"))
+                    .with_help("task = \"grating_tilt\" (seed 004: is the grating tilted right of vertical?); the Barcode task trains an AlexNet"));
+            }
+        }
+        for (key, sp) in [
+            ("train_length", raw.train_length.as_ref().map(|v| v.span())),
+            ("val_length", raw.val_length.as_ref().map(|v| v.span())),
+            ("steps", raw.steps.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(sp) = sp {
+                return self.err(sp, format!("`{key}` is the Barcode task's; grating_tilt takes n_train, n_val and epochs"));
+            }
+        }
+        let (h, w) = crate::gratings::GratingSpec::default().size();
+        if config.input != [1, h, w] {
+            return self.err(
+                span,
+                format!(
+                    "models.{model}: grating_tilt feeds 1 × {h} × {w} gratings but the net's input is {}",
+                    config.input.map(|x| x.to_string()).join(" × ")
+                ),
+            ).map_err(|e| e.with_help(format!("set input = [1, {h}, {w}] (the default)")));
+        }
+        let shapes = config.shapes().expect("checked before");
+        let last = shapes.last().cloned().unwrap_or_default();
+        let ends_sigmoid = matches!(
+            config.layers.last().map(|l| &l.op),
+            Some(crate::model::sequential::Op::Sigmoid)
+        );
+        if last != [1] || !ends_sigmoid {
+            return self.err(
+                span,
+                format!(
+                    "models.{model}: grating_tilt trains with binary cross-entropy on one probability; the net ends in {} with output {:?}",
+                    config.layers.last().map_or("nothing".into(), |l| format!("`{}`", l.name)),
+                    last
+                ),
+            ).map_err(|e| e.with_help("end the net with a linear layer of out_features = 1 and a sigmoid, as seed 004's CNN"));
+        }
+        let count = |v: &Option<Spanned<usize>>, default: usize, what: &str| -> Result<usize> {
+            match v {
+                None => Ok(default),
+                Some(x) if *x.get_ref() > 0 => Ok(*x.get_ref()),
+                Some(x) => self.err(x.span(), format!("{what} must be ≥ 1")),
+            }
+        };
+        let n_train = count(&raw.n_train, 1000, "n_train")?;
+        let n_val = count(&raw.n_val, 500, "n_val")?;
+        let batch_size = count(&raw.batch_size, 100, "batch_size")?;
+        let epochs = match &raw.epochs {
+            None => 25,
+            Some(e) if *e.get_ref() > 0 => *e.get_ref(),
+            Some(e) => return self.err(e.span(), "epochs must be ≥ 1"),
+        };
+        let steps_per_epoch = n_train.div_ceil(batch_size) as u64;
+        let every = |v: &Option<Spanned<u64>>, default: u64, what: &str| -> Result<u64> {
+            match v {
+                None => Ok(default),
+                Some(x) if *x.get_ref() > 0 => Ok(*x.get_ref()),
+                Some(x) => self.err(x.span(), format!("{what} must be ≥ 1")),
+            }
+        };
+        let eval_every = every(&raw.eval_every, steps_per_epoch, "eval_every")?;
+        let checkpoint_every = every(&raw.checkpoint_every, eval_every, "checkpoint_every")?;
+        // Seed 004: optim.SGD(lr, momentum) — no weight decay.
+        let (lr, optimizer, schedule) = self.optim(&raw, span.clone(), (0.0, 0.0))?;
+        Ok(crate::train::grating::GratingTrainSpec {
+            n_train,
+            n_val,
+            data_seed: raw.data_seed.unwrap_or(12),
+            val_seed: raw.val_seed.unwrap_or(2025),
+            grating: crate::gratings::GratingSpec::default(),
+            batch_size,
+            epochs,
+            lr,
+            optimizer,
+            schedule,
+            eval_every,
+            checkpoint_every,
+            device: self.device(raw.device.as_ref())?,
+        })
+    }
+
+    /// The optimizer and learning-rate schedule of a `[models.*.train]`
+    /// table (both tasks read them the same way).
+    fn optim(
+        &self,
+        raw: &raw::RawTrain,
+        span: Range<usize>,
+        (default_momentum, default_weight_decay): (f64, f64),
+    ) -> Result<(
+        f64,
+        crate::train::spec::Optimizer,
+        crate::train::spec::Schedule,
+    )> {
+        use crate::train::spec::{Optimizer, Schedule};
+        let at = |s: &Option<Spanned<f64>>| s.as_ref().map_or(span.clone(), |x| x.span());
+        let positive = |v: &Option<Spanned<u64>>, default: u64, what: &str| -> Result<u64> {
+            match v {
+                None => Ok(default),
+                Some(x) if *x.get_ref() > 0 => Ok(*x.get_ref()),
+                Some(x) => self.err(x.span(), format!("{what} must be ≥ 1")),
+            }
+        };
         let lr = *raw.lr.get_ref();
         if !(lr.is_finite() && lr > 0.0) {
             return self.err(raw.lr.span(), "lr must be a positive number");
@@ -757,14 +1271,19 @@ impl Validator<'_> {
                     )
                 }
             };
-        let weight_decay = unit(&raw.weight_decay, 5e-4, "weight_decay", false)?;
+        let weight_decay = unit(
+            &raw.weight_decay,
+            default_weight_decay,
+            "weight_decay",
+            false,
+        )?;
         let optimizer = match raw.optimizer.as_ref().map(|o| o.get_ref().as_str()) {
             None | Some("sgd") => {
                 if let Some(b) = &raw.betas {
                     return self.err(b.span(), "betas are Adam's; this optimizer is SGD");
                 }
                 Optimizer::Sgd {
-                    momentum: unit(&raw.momentum, 0.9, "momentum", true)?,
+                    momentum: unit(&raw.momentum, default_momentum, "momentum", true)?,
                     weight_decay,
                     nesterov: raw.nesterov.unwrap_or(false),
                 }
@@ -820,19 +1339,7 @@ impl Validator<'_> {
                 );
             }
         };
-        let eval_every = positive(&raw.eval_every, steps_per_epoch, "eval_every")?;
-        let checkpoint_every = positive(&raw.checkpoint_every, eval_every, "checkpoint_every")?;
-        Ok(TrainSpec {
-            dataset,
-            batch_size,
-            steps,
-            lr,
-            optimizer,
-            schedule,
-            eval_every,
-            checkpoint_every,
-            device: self.device(raw.device.as_ref())?,
-        })
+        Ok((lr, optimizer, schedule))
     }
 
     fn features(
@@ -840,8 +1347,9 @@ impl Validator<'_> {
         name: String,
         raw: Spanned<raw::RawFeatures>,
         subjects: &[String],
-        models: &[String],
+        model_specs: &[ModelSpec],
     ) -> Result<FeatureSource> {
+        let models: Vec<String> = model_specs.iter().map(|m| m.name.clone()).collect();
         let span = raw.span();
         self.check_name("feature source", &name, span.clone())?;
         let raw = raw.into_inner();
@@ -930,11 +1438,47 @@ impl Validator<'_> {
                     Some(b) => return self.err(b.span(), "batch_size must be ≥ 1"),
                 };
                 let device = self.device(raw.device.as_ref())?;
+                let spec = model_specs
+                    .iter()
+                    .find(|m| &m.name == model.get_ref())
+                    .expect("checked above");
+                let gratings = match raw.stimuli.as_ref().map(|s| s.get_ref().as_str()) {
+                    None | Some("images") => false,
+                    Some("gratings") => true,
+                    Some(other) => {
+                        return Err(self
+                            .src
+                            .error(raw.stimuli.as_ref().unwrap().span(), format!("unknown stimuli `{other}`"))
+                            .with_help("stimuli = \"images\" (the subject's, default) or \"gratings\" (seed 004's grating at each stimulus's orientation)"));
+                    }
+                };
+                match (&spec.arch, gratings) {
+                    (ModelArch::Sequential(_), false) => {
+                        return Err(self
+                            .src
+                            .error(model.span(), format!("model `{}` is a sequential net, which runs on gratings", model.get_ref()))
+                            .with_help("add stimuli = \"gratings\": one grating per stimulus, at the subject's stimulus orientation (npz_responses subjects)"));
+                    }
+                    (ModelArch::AlexNet(_), true) => {
+                        return Err(self
+                            .src
+                            .error(
+                                raw.stimuli.as_ref().unwrap().span(),
+                                "gratings are 1 × 48 × 64; an AlexNet takes 3 × 224 × 224 images",
+                            )
+                            .with_help("run gratings through an arch = \"sequential\" net"));
+                    }
+                    _ => {}
+                }
+                if gratings && let Some(p) = &raw.preprocess {
+                    return self.err(p.span(), "gratings are rendered at the net's input size; `preprocess` is for image files");
+                }
                 FeatureKind::Extract {
                     model: model.into_inner(),
                     preprocess,
                     batch_size,
                     device,
+                    gratings,
                 }
             }
             other => {
@@ -946,7 +1490,24 @@ impl Validator<'_> {
                     ));
             }
         };
-        if let FeatureKind::Extract { .. } = kind {
+        if let FeatureKind::Extract { model, .. } = &kind
+            && let Some(ModelArch::Sequential(cfg)) = model_specs
+                .iter()
+                .find(|m| &m.name == model)
+                .map(|m| &m.arch)
+        {
+            let layers = raw.layers.get_ref();
+            if let Some(bad) = layers.iter().find(|l| cfg.tap_width(l).is_none()) {
+                let names: Vec<&str> = cfg.layers.iter().map(|l| l.name.as_str()).collect();
+                return Err(self
+                    .src
+                    .error(
+                        raw.layers.span(),
+                        format!("`{bad}` is not a layer of model `{model}`"),
+                    )
+                    .with_help(format!("its layers: {}", names.join(", "))));
+            }
+        } else if let FeatureKind::Extract { .. } = kind {
             let layers = raw.layers.get_ref();
             if let Some(bad) = layers
                 .iter()
@@ -1089,12 +1650,15 @@ impl Validator<'_> {
             "roi_bars" => PlotKind::RoiBars,
             "set_bars" => PlotKind::SetBars,
             "scatter" => PlotKind::Scatter,
+            "rdms" => PlotKind::Rdms,
+            "rsa_bars" => PlotKind::RsaBars,
+            "tuning_curves" => PlotKind::TuningCurves,
             other => {
                 return Err(self
                     .src
                     .error(raw.kind.span(), format!("unknown plot kind `{other}`"))
                     .with_help(
-                        "use kind = \"heatmap\" (layers × ROIs), \"roi_bars\" (ROIs, lh vs rh), \"set_bars\" (train/test/validation per analysis) or \"scatter\" (predicted vs measured ROI mean)",
+                        "use kind = \"heatmap\" (layers × ROIs), \"roi_bars\" (ROIs, lh vs rh), \"set_bars\" (train/test/validation per analysis), \"scatter\" (predicted vs measured ROI mean), \"rdms\" (RDMs side by side), \"rsa_bars\" (RDM similarity per layer) or \"tuning_curves\"",
                     ));
             }
         };
@@ -1191,6 +1755,77 @@ impl Validator<'_> {
             .find(|(n, _)| *n == analysis)
             .map(|(_, a)| a.metrics())
             .unwrap_or_default();
+        let family = analyses
+            .iter()
+            .find(|(n, _)| *n == analysis)
+            .map_or("fit", |(_, a)| a.family());
+        let wants = match kind {
+            PlotKind::Rdms | PlotKind::RsaBars => "rsa",
+            PlotKind::TuningCurves => "tuning",
+            _ => "fit",
+        };
+        if family != wants {
+            let at = raw
+                .analysis
+                .as_ref()
+                .map(|a| a.span())
+                .unwrap_or(span.clone());
+            let what = |f: &str| match f {
+                "rsa" => "an RSA (kind = \"rsa\")",
+                "tuning" => "tuning curves (kind = \"tuning_curves\")",
+                _ => "a fit's scores",
+            };
+            return Err(self
+                .src
+                .error(
+                    at,
+                    format!(
+                        "plot kind \"{}\" draws {}, but analyses.{analysis} is {}",
+                        raw.kind.get_ref(),
+                        what(wants),
+                        what(family)
+                    ),
+                )
+                .with_help("name the analysis it draws: analysis = \"NAME\""));
+        }
+        let mut measure = None;
+        if family != "fit" {
+            if let (Some(m), PlotKind::RsaBars) = (&raw.metric, kind) {
+                let name = if m.get_ref().starts_with("rdm_") {
+                    m.get_ref().clone()
+                } else {
+                    format!("rdm_{}", m.get_ref())
+                };
+                if !reported.contains(&name) {
+                    return Err(self
+                        .src
+                        .error(
+                            m.span(),
+                            format!("analyses.{analysis} does not compare by `{}`", m.get_ref()),
+                        )
+                        .with_help(format!(
+                            "its comparisons: {}",
+                            reported
+                                .iter()
+                                .map(|r| r.trim_start_matches("rdm_"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                }
+                measure = Some(name);
+            } else if let Some(m) = &raw.metric {
+                return self.err(
+                    m.span(),
+                    format!(
+                        "`metric` does not apply to plot kind \"{}\"",
+                        raw.kind.get_ref()
+                    ),
+                );
+            }
+            if kind == PlotKind::RsaBars && measure.is_none() {
+                measure = reported.first().cloned();
+            }
+        }
         if kind == PlotKind::Scatter
             && !analyses
                 .iter()
@@ -1214,6 +1849,7 @@ impl Validator<'_> {
                 ));
         }
         let metric = match &raw.metric {
+            _ if family != "fit" => Metric::PearsonR,
             None if reported.iter().any(|m| m == Metric::R2OverNc.name()) => Metric::R2OverNc,
             None => Metric::parse(&reported[0]).unwrap_or(Metric::PearsonR),
             Some(m) => Metric::parse(m.get_ref()).ok_or_else(|| {
@@ -1222,7 +1858,7 @@ impl Validator<'_> {
                     .with_help("metrics are r2, r2_over_nc, pearson_r and pearson_r2 (the squared Pearson r)")
             })?,
         };
-        if !reported.iter().any(|m| m == metric.name()) {
+        if family == "fit" && !reported.iter().any(|m| m == metric.name()) {
             let at = raw.metric.as_ref().map(|m| m.span()).unwrap_or(span);
             return self.err(
                 at,
@@ -1287,6 +1923,7 @@ impl Validator<'_> {
             analyses: drawn,
             split: raw.split.map(Spanned::into_inner),
             set,
+            measure,
         })
     }
 }

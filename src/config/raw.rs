@@ -59,6 +59,23 @@ pub struct RawSubject {
     pub voxel_mask: Option<Spanned<RawSelector>>,
     /// Voxels with ncsnr <= this are dropped before any ROI is built.
     pub min_ncsnr: Option<Spanned<f64>>,
+    /// npz_responses: the array of responses, stimuli × neurons (seed 004: `resp`).
+    pub responses: Option<Spanned<String>>,
+    /// npz_responses: the 1-D stimulus variable, one value per row (seed 004:
+    /// `stimuli`, orientation in degrees).
+    pub stimulus: Option<Spanned<String>>,
+    /// npz_responses: average rows whose stimulus falls in bins this wide
+    /// (`np.digitize` over 0, w, 2w, … 360), before any selection.
+    pub bin_width: Option<Spanned<f64>>,
+    /// npz_responses: keep rows with stimulus ≤ this (seed 004: 180).
+    pub stimulus_max: Option<Spanned<f64>>,
+    /// npz_responses: keep rows with stimulus ≥ this.
+    pub stimulus_min: Option<Spanned<f64>>,
+    /// npz_responses: added to the stimulus after selection (seed 004: −90,
+    /// so that 0 is vertical and + is tilted right).
+    pub stimulus_offset: Option<Spanned<f64>>,
+    /// npz_responses: per-neuron label arrays, usable as ROI columns.
+    pub labels: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,8 +90,12 @@ pub struct RawSelector {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
-    /// Only "alexnet" today.
+    /// "alexnet" or "sequential" (a small net declared layer by layer).
     pub arch: Spanned<String>,
+    /// sequential: input channels, height, width (default: the grating's 1 × 48 × 64).
+    pub input: Option<Spanned<Vec<usize>>>,
+    /// sequential: the layers in order.
+    pub layers: Option<Spanned<Vec<Spanned<RawLayer>>>>,
     /// "torchvision" (64,192,384,256,256) or "hw" (64,192,384,384,256).
     pub layout: Option<Spanned<String>>,
     /// Explicit conv widths; overrides `layout`.
@@ -90,13 +111,38 @@ pub struct RawModel {
     pub train: Option<Spanned<RawTrain>>,
 }
 
+/// One layer of a sequential net: `type` and that type's sizes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayer {
+    pub name: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub type_: Spanned<String>,
+    pub in_channels: Option<Spanned<usize>>,
+    pub out_channels: Option<Spanned<usize>>,
+    pub kernel_size: Option<Spanned<usize>>,
+    pub stride: Option<Spanned<usize>>,
+    pub padding: Option<Spanned<usize>>,
+    pub in_features: Option<Spanned<usize>>,
+    pub out_features: Option<Spanned<usize>>,
+    pub bias: Option<Spanned<bool>>,
+    /// conv2d: "default" (PyTorch's) or "center_surround_gabor" (seed 004's filters).
+    pub init: Option<Spanned<String>>,
+    /// conv2d, center_surround_gabor: the filters' σ (seed 004: 1.1).
+    pub sigma: Option<Spanned<f64>>,
+}
+
 /// `[models.NAME.train]`. Defaults are HW2's (1M/50k samples) and HW1's
 /// optimizer (SGD, momentum 0.9, weight decay 5e-4).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTrain {
-    /// Only "barcode" today.
+    /// "barcode" (HW2's, the default) or "grating_tilt" (seed 004's).
     pub task: Option<Spanned<String>>,
+    /// grating_tilt: training gratings (seed 004: 1000).
+    pub n_train: Option<Spanned<usize>>,
+    /// grating_tilt: held-out gratings for the learning curve.
+    pub n_val: Option<Spanned<usize>>,
     pub train_length: Option<Spanned<u64>>,
     pub val_length: Option<Spanned<usize>>,
     /// The dataset's seed (training draws, validation shuffle).
@@ -151,6 +197,9 @@ pub struct RawFeatures {
     pub batch_size: Option<Spanned<usize>>,
     /// `extract`: "auto", "cpu" or "cuda".
     pub device: Option<Spanned<String>>,
+    /// `extract`: "images" (the subject's, default) or "gratings" (rendered at
+    /// each stimulus's orientation, seed 004's `grating()`).
+    pub stimuli: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,3 +4,4 @@
 pub mod alexnet;
 pub mod device;
 pub mod load;
+pub mod sequential;

@@ -9,11 +9,14 @@
 
 pub mod bars;
 pub mod extract;
+pub mod extract_gratings;
 pub mod font;
 pub mod import;
 pub mod plot;
 pub mod reduce;
 pub mod roi;
+pub mod rsa_figures;
+pub mod rsa_plots;
 pub mod scatter;
 pub mod set_bars;
 pub mod split;

@@ -321,7 +321,13 @@ pub fn add(
     p: &PlotSpec,
     scored: &[Scored],
     table: NodeIndex,
+    artifacts: &[(String, crate::analyses::expand::Artifact)],
 ) -> NodeIndex {
+    let art: Vec<&crate::analyses::expand::Artifact> = artifacts
+        .iter()
+        .filter(|(a, _)| *a == p.analysis)
+        .map(|(_, x)| x)
+        .collect();
     let mine: Vec<&Scored> = scored
         .iter()
         .filter(|s| s.labels.analysis == p.analysis)
@@ -329,6 +335,114 @@ pub fn add(
     let name_analysis = exp.analyses.len() > 1;
     let aggregate = aggregate_of(exp, &p.analysis);
     match p.kind {
+        PlotKind::Rdms => {
+            use super::rsa_figures::{RdmFigure, RdmsPlotTask};
+            let rdms: Vec<_> = art.iter().filter(|a| a.kind == "rdm").collect();
+            let mut figures = Vec::new();
+            let mut upstream = Vec::new();
+            for neural in rdms.iter().filter(|a| a.source.is_empty()) {
+                let f = figures.len();
+                let mut layers: Vec<_> = rdms
+                    .iter()
+                    .filter(|a| !a.source.is_empty() && a.subject == neural.subject)
+                    .collect();
+                layers.sort_by_key(|a| (a.source.clone(), a.layer_index));
+                let mut panels = vec![format!("{} · {}", neural.subject, neural.roi)];
+                upstream.push((format!("rdm:{f:02}:000"), neural.node));
+                for (k, l) in layers.iter().enumerate() {
+                    panels.push(format!("{} '{}'", l.source, l.layer));
+                    upstream.push((format!("rdm:{f:02}:{:03}", k + 1), l.node));
+                }
+                if let Some(s) = neural.stimulus_node {
+                    upstream.push((format!("subject:{f:02}"), s));
+                }
+                figures.push(RdmFigure {
+                    subject: neural.subject.clone(),
+                    roi: neural.roi.clone(),
+                    panels,
+                });
+            }
+            g.add(
+                format!("plot/rdms/{}", p.analysis),
+                RdmsPlotTask {
+                    analysis: p.analysis.clone(),
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    figures,
+                },
+                upstream,
+                BTreeMap::new(),
+            )
+        }
+        PlotKind::RsaBars => {
+            let mut charts: Vec<(String, String)> = Vec::new();
+            for s in &mine {
+                let c = (s.labels.subject.clone(), s.sort_roi.clone());
+                if !charts.contains(&c) {
+                    charts.push(c);
+                }
+            }
+            let measure = p
+                .measure
+                .clone()
+                .expect("validated: rsa_bars has a comparison");
+            g.add(
+                format!("plot/rsa_bars/{}/{measure}", p.analysis),
+                super::rsa_figures::RsaBarsTask {
+                    analysis: p.analysis.clone(),
+                    measure,
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    charts,
+                },
+                vec![("table".into(), table)],
+                BTreeMap::new(),
+            )
+        }
+        PlotKind::TuningCurves => {
+            use super::rsa_figures::{TuningFigureRow, TuningPlotTask};
+            let tuning: Vec<_> = art.iter().filter(|a| a.kind == "tuning").collect();
+            let mut subjects: Vec<String> = Vec::new();
+            for a in &tuning {
+                if !subjects.contains(&a.subject) {
+                    subjects.push(a.subject.clone());
+                }
+            }
+            let mut figures = Vec::new();
+            let mut upstream = Vec::new();
+            for (f, subj) in subjects.iter().enumerate() {
+                let mut of: Vec<_> = tuning.iter().filter(|a| &a.subject == subj).collect();
+                // Neurons first (ROI order), then layers in depth order.
+                of.sort_by_key(|a| (!a.source.is_empty(), a.source.clone(), a.layer_index));
+                let mut rows = Vec::new();
+                for (r, a) in of.iter().enumerate() {
+                    upstream.push((format!("tuning:{f:02}:{r:03}"), a.node));
+                    rows.push(TuningFigureRow {
+                        label: if a.source.is_empty() {
+                            format!("{} · {}", a.subject, a.roi)
+                        } else {
+                            format!("{} '{}'", a.source, a.layer)
+                        },
+                        neurons: a.source.is_empty(),
+                        source: a.source.clone(),
+                        layer: a.layer.clone(),
+                        roi: a.roi.clone(),
+                    });
+                }
+                figures.push((subj.clone(), rows));
+            }
+            g.add(
+                format!("plot/tuning_curves/{}", p.analysis),
+                TuningPlotTask {
+                    analysis: p.analysis.clone(),
+                    formats: p.formats.clone(),
+                    title: p.title.clone(),
+                    figures,
+                },
+                upstream,
+                BTreeMap::new(),
+            )
+        }
         PlotKind::Heatmap => {
             let mut panels: Vec<Panel> = Vec::new();
             for s in &mine {

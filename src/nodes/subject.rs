@@ -508,3 +508,54 @@ impl NodeKind for Vim1Task {
         )
     }
 }
+
+/// `subject` of an `npz_responses` file: the kept stimuli's responses
+/// (`y.npy`, stimuli × neurons), the neurons' table, and the stimulus
+/// variable after binning, selection and offset (`orientations.npy`: what
+/// gratings are rendered at, and the x axis of tuning curves).
+#[derive(Debug, Clone, Serialize)]
+pub struct NpzResponsesTask {
+    pub format: &'static str,
+    pub select: crate::config::NpzSelect,
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Sizes for the memory estimate: rows in the file, neurons.
+    #[serde(skip)]
+    pub sizes: (usize, usize),
+}
+
+impl NodeKind for NpzResponsesTask {
+    fn kind(&self) -> &'static str {
+        "subject"
+    }
+    fn version(&self) -> u32 {
+        VERSION
+    }
+    fn mem_bytes(&self) -> u64 {
+        // The file's matrix in f32 and f64, and the kept copy.
+        let (n, v) = self.sizes;
+        (n * v * 20) as u64
+    }
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        ctx.progress.set_message("reading the responses");
+        let subj = crate::npz_responses::NpzSubject::open(&self.file, &self.select)?;
+        let y = subj.responses(&self.select)?;
+        let (n, v) = (subj.n_stimuli(), subj.n_neurons);
+        ctx.out.write_npy("y.npy", &[n, v], &y)?;
+        ctx.out
+            .write_npy("orientations.npy", &[n], &subj.stimulus)?;
+        let mut df = subj.voxel_table().to_dataframe()?;
+        crate::record::write_parquet(ctx, "voxels.parquet", &mut df)?;
+        ctx.out.write_json(
+            "subject.json",
+            &SubjectOut {
+                n_responses: n,
+                n_stimuli: n,
+                n_voxels: v,
+                repeats: 1,
+                noise_ceiling: false,
+                nc_given: false,
+            },
+        )
+    }
+}

@@ -175,3 +175,25 @@ pub fn checkpoint_of(entry: &crate::cache::Entry) -> Result<std::path::PathBuf> 
         .map_err(|e| Error::usage(format!("trained weights are unreadable: {e}")))?;
     Ok(entry.path("model.safetensors"))
 }
+// STUB
+#[derive(Debug, Clone, Serialize)]
+pub struct GratingTrainTask {
+    pub arch: String,
+    pub model: crate::model::sequential::SequentialConfig,
+    pub seed: u64,
+    pub train: crate::train::grating::GratingTrainSpec,
+}
+impl NodeKind for GratingTrainTask {
+    fn kind(&self) -> &'static str {
+        "train"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn mem_bytes(&self) -> u64 {
+        0
+    }
+    fn run(&self, _ctx: &Ctx) -> Result<()> {
+        todo!()
+    }
+}

@@ -12,3 +12,4 @@ pub mod pca;
 pub mod pls;
 pub mod ridge;
 pub mod ridge_holdout;
+pub mod rsa;

@@ -7,6 +7,7 @@
 //! the dataset's own stream. So a run resumed from saved state takes the same
 //! steps as one that was never interrupted.
 
+pub mod grating;
 pub mod plots;
 pub mod spec;
 pub mod state;
