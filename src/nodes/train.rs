@@ -175,7 +175,11 @@ pub fn checkpoint_of(entry: &crate::cache::Entry) -> Result<std::path::PathBuf> 
         .map_err(|e| Error::usage(format!("trained weights are unreadable: {e}")))?;
     Ok(entry.path("model.safetensors"))
 }
-// STUB
+/// `train` of a sequential net on seed 004's grating task (see
+/// `crate::train::grating`). Entry files as the Barcode node's:
+/// `model.safetensors` under the layers' names (`conv.weight`, `fc.bias`,
+/// PyTorch layouts), `learning_curves.{csv,png,svg}`, `filters.png` (the
+/// first conv layer's filters), `train.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GratingTrainTask {
     pub arch: String,
@@ -183,17 +187,151 @@ pub struct GratingTrainTask {
     pub seed: u64,
     pub train: crate::train::grating::GratingTrainSpec,
 }
+
+pub const GRATING_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GratingTrainSummary {
+    pub backend: String,
+    pub steps: u64,
+    pub samples: u64,
+    pub seconds: f64,
+    pub resumed_from_step: Option<u64>,
+    pub final_eval: crate::train::grating::GratingEvalRow,
+}
+
 impl NodeKind for GratingTrainTask {
     fn kind(&self) -> &'static str {
         "train"
     }
     fn version(&self) -> u32 {
-        1
+        GRATING_VERSION
     }
     fn mem_bytes(&self) -> u64 {
-        0
+        // A batch's activations at every layer, kept for the backward pass.
+        let per_image: usize = self
+            .model
+            .shapes()
+            .map(|s| s.iter().map(|x| x.iter().product::<usize>()).sum())
+            .unwrap_or(0);
+        (4 * 4 * per_image * self.train.batch_size.max(100) + (64 << 20)) as u64
     }
-    fn run(&self, _ctx: &Ctx) -> Result<()> {
-        todo!()
+    fn run(&self, ctx: &Ctx) -> Result<()> {
+        use crate::model::sequential::Op;
+        ctx.progress.set_style(
+            indicatif::ProgressStyle::with_template(
+                "  {prefix} [{bar:25}] {pos}/{len} steps {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        let out = crate::train::grating::train_grating(
+            &self.train,
+            &self.model,
+            self.seed,
+            ctx.work,
+            ctx.progress,
+        )
+        .map_err(|e| e.in_node(ctx.node))?;
+        if let Some(step) = out.resumed_from {
+            ctx.note(format!(
+                "resumed from step {step} of {}",
+                self.train.steps()
+            ));
+        }
+        if let Some(why) = &out.discarded_state {
+            ctx.note(format!(
+                "saved training state not used ({why}); trained from the start"
+            ));
+        }
+        crate::model::sequential::save_safetensors(
+            &out.model,
+            &self.model,
+            &ctx.out.path("model.safetensors"),
+        )?;
+        let mut csv =
+            String::from("step,epoch,samples,lr,train_loss,val_loss,val_accuracy,seconds\n");
+        for r in &out.history {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{:.3}",
+                r.step,
+                r.epoch,
+                r.samples,
+                r.lr,
+                r.train_loss.map(|l| l.to_string()).unwrap_or_default(),
+                r.val_loss,
+                r.val_accuracy,
+                r.seconds
+            );
+        }
+        ctx.out.write_bytes("learning_curves.csv", csv.as_bytes())?;
+        let last = out.history.last().cloned().expect("the step-0 row");
+        let title = format!(
+            "{} on grating tilt — {} epochs × {} gratings, held-out accuracy {:.3}",
+            ctx.node.trim_start_matches("train/"),
+            self.train.epochs,
+            self.train.n_train,
+            last.val_accuracy
+        );
+        for ext in ["png", "svg"] {
+            plots::learning_curves(
+                &ctx.out.path(&format!("learning_curves.{ext}")),
+                &title,
+                &out.history,
+            )
+            .map_err(|e| ctx.fail(format!("drawing learning curves: {e}")))?;
+        }
+        // The first conv layer's filters, as the seed shows them.
+        if let (
+            Some(conv),
+            Some(Op::Conv2d {
+                out_channels,
+                kernel_size,
+                ..
+            }),
+        ) = (
+            out.model.convs.first(),
+            self.model
+                .layers
+                .iter()
+                .map(|l| &l.op)
+                .find(|o| matches!(o, Op::Conv2d { .. })),
+        ) {
+            let w = conv
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| ctx.fail(format!("{e:?}")))?;
+            let kk = kernel_size * kernel_size;
+            let per = w.len() / (*out_channels).max(1);
+            // One input channel: grey tiles (the same plane as R, G and B).
+            let rgb: Option<Vec<f32>> = match per {
+                p if p == kk => Some(w.chunks(kk).flat_map(|f| f.repeat(3)).collect()),
+                p if p == 3 * kk => Some(w.clone()),
+                _ => None,
+            };
+            if let Some(rgb) = rgb {
+                plots::filter_grid(
+                    &ctx.out.path("filters.png"),
+                    &rgb,
+                    *out_channels,
+                    *kernel_size,
+                )
+                .map_err(|e| ctx.fail(format!("drawing filters: {e}")))?;
+            }
+        }
+        ctx.out.write_json(
+            "train.json",
+            &GratingTrainSummary {
+                backend: out.backend.to_string(),
+                steps: last.step,
+                samples: last.samples,
+                seconds: out.seconds,
+                resumed_from_step: out.resumed_from,
+                final_eval: last,
+            },
+        )
     }
 }

@@ -69,7 +69,7 @@ pub struct Outcome {
 }
 
 /// Test hook: sleep this long after every step, so a test can kill a run mid-training.
-fn step_delay() -> Option<std::time::Duration> {
+pub(crate) fn step_delay() -> Option<std::time::Duration> {
     std::env::var("RUNNER_TEST_STEP_MS")
         .ok()?
         .parse()
@@ -77,8 +77,8 @@ fn step_delay() -> Option<std::time::Duration> {
         .map(std::time::Duration::from_millis)
 }
 
-fn optimizer(spec: &TrainSpec) -> ModuleOptimizer {
-    match spec.optimizer {
+pub(crate) fn optimizer(optimizer: &Optimizer) -> ModuleOptimizer {
+    match *optimizer {
         Optimizer::Sgd {
             momentum,
             weight_decay,
@@ -109,20 +109,24 @@ fn optimizer(spec: &TrainSpec) -> ModuleOptimizer {
     }
 }
 
-fn scheduler(spec: &TrainSpec) -> Result<ModuleLrScheduler> {
-    let r = match spec.schedule {
-        Schedule::Constant => Ok(ConstantLr::from(spec.lr).into()),
+/// The learning-rate schedule over a run of `steps` optimizer steps.
+pub(crate) fn scheduler(
+    schedule: &Schedule,
+    lr: f64,
+    steps_per_epoch: u64,
+    steps: u64,
+) -> Result<ModuleLrScheduler> {
+    let r = match *schedule {
+        Schedule::Constant => Ok(ConstantLr::from(lr).into()),
         Schedule::Step {
             every_epochs,
             gamma,
-        } => StepLrSchedulerConfig::new(spec.lr, (every_epochs * spec.steps_per_epoch()) as usize)
+        } => StepLrSchedulerConfig::new(lr, (every_epochs * steps_per_epoch) as usize)
             .with_gamma(gamma)
             .init(),
-        Schedule::Cosine { min_lr } => {
-            CosineAnnealingLrSchedulerConfig::new(spec.lr, spec.steps as usize)
-                .with_min_lr(min_lr)
-                .init()
-        }
+        Schedule::Cosine { min_lr } => CosineAnnealingLrSchedulerConfig::new(lr, steps as usize)
+            .with_min_lr(min_lr)
+            .init(),
     };
     r.map_err(|e| Error::usage(format!("learning-rate schedule: {e}")))
 }
@@ -187,7 +191,7 @@ pub fn evaluate(
     ))
 }
 
-fn model_bytes(model: &AlexNet) -> Result<Vec<u8>> {
+pub(crate) fn model_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
     let mut store = BurnpackStore::from_bytes(None);
     model
         .save_into(&mut store)
@@ -210,8 +214,8 @@ pub fn train(
     let device = plain.clone().autodiff();
     device.seed(seed);
     let mut model = model_cfg.init(&device);
-    let mut optim = optimizer(spec);
-    let mut sched = scheduler(spec)?;
+    let mut optim = optimizer(&spec.optimizer);
+    let mut sched = scheduler(&spec.schedule, spec.lr, spec.steps_per_epoch(), spec.steps)?;
     let bce = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
         .init(&device);
@@ -222,7 +226,7 @@ pub fn train(
     let mut stream: TrainStream = data.train_stream(&val_numbers);
 
     let states = StateDir::new(work_dir);
-    let (saved, discarded_state) = states.load()?;
+    let (saved, discarded_state) = states.load::<EvalRow>()?;
     let mut prog = Progress {
         step: 0,
         samples: 0,

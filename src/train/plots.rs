@@ -14,8 +14,51 @@ use crate::nodes::font::{FONT, register_font};
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Two panels side by side: BCE loss (train, val) and validation accuracy (bit, exact match).
-pub fn learning_curves(path: &Path, title: &str, rows: &[EvalRow]) -> Result<(), String> {
+/// A point of a learning curve, whichever task it comes from.
+pub trait CurveRow {
+    fn samples(&self) -> u64;
+    fn train_loss(&self) -> Option<f64>;
+    fn val_loss(&self) -> f64;
+    /// The accuracies of the right panel, with their legend labels.
+    fn accuracies(&self) -> Vec<(&'static str, f64)>;
+}
+
+impl CurveRow for EvalRow {
+    fn samples(&self) -> u64 {
+        self.samples
+    }
+    fn train_loss(&self) -> Option<f64> {
+        self.train_loss
+    }
+    fn val_loss(&self) -> f64 {
+        self.val_loss
+    }
+    fn accuracies(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("bit accuracy (32 bits)", self.val_bit_acc),
+            ("exact match (all 32 bits)", self.val_exact_match),
+        ]
+    }
+}
+
+impl CurveRow for crate::train::grating::GratingEvalRow {
+    fn samples(&self) -> u64 {
+        self.samples
+    }
+    fn train_loss(&self) -> Option<f64> {
+        self.train_loss
+    }
+    fn val_loss(&self) -> f64 {
+        self.val_loss
+    }
+    fn accuracies(&self) -> Vec<(&'static str, f64)> {
+        vec![("tilt accuracy (held-out gratings)", self.val_accuracy)]
+    }
+}
+
+/// Two panels side by side: BCE loss (train, val) and validation accuracy
+/// (Barcode: bit, exact match; gratings: tilt).
+pub fn learning_curves<R: CurveRow>(path: &Path, title: &str, rows: &[R]) -> Result<(), String> {
     register_font();
     let size = (1200, 480);
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
@@ -32,21 +75,21 @@ pub fn learning_curves(path: &Path, title: &str, rows: &[EvalRow]) -> Result<(),
     }
 }
 
-fn draw_curves<DB: DrawingBackend>(
+fn draw_curves<DB: DrawingBackend, R: CurveRow>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
-    rows: &[EvalRow],
+    rows: &[R],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let root = root.titled(title, (FONT, 22))?;
     let panels = root.split_evenly((1, 2));
-    let x_max = rows.iter().map(|r| r.samples).max().unwrap_or(1).max(1) as f64;
+    let x_max = rows.iter().map(|r| r.samples()).max().unwrap_or(1).max(1) as f64;
     let finite = |v: f64| v.is_finite().then_some(v);
 
     // Loss on a linear axis from 0: BCE at chance is ln 2 ≈ 0.693.
     let loss_max = rows
         .iter()
-        .flat_map(|r| [r.train_loss.and_then(finite), finite(r.val_loss)])
+        .flat_map(|r| [r.train_loss().and_then(finite), finite(r.val_loss())])
         .flatten()
         .fold(0.0f64, f64::max)
         .max(0.1)
@@ -65,11 +108,15 @@ fn draw_curves<DB: DrawingBackend>(
         .draw()?;
     let train: Vec<(f64, f64)> = rows
         .iter()
-        .filter_map(|r| r.train_loss.and_then(finite).map(|l| (r.samples as f64, l)))
+        .filter_map(|r| {
+            r.train_loss()
+                .and_then(finite)
+                .map(|l| (r.samples() as f64, l))
+        })
         .collect();
     let val: Vec<(f64, f64)> = rows
         .iter()
-        .filter_map(|r| finite(r.val_loss).map(|l| (r.samples as f64, l)))
+        .filter_map(|r| finite(r.val_loss()).map(|l| (r.samples() as f64, l)))
         .collect();
     let blue = RGBColor(31, 119, 180);
     let orange = RGBColor(255, 127, 14);
@@ -93,19 +140,17 @@ fn draw_curves<DB: DrawingBackend>(
         .label_style((FONT, 13))
         .x_label_formatter(&|v| format_samples(*v))
         .draw()?;
-    let bit: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|r| (r.samples as f64, r.val_bit_acc))
-        .collect();
-    let exact: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|r| (r.samples as f64, r.val_exact_match))
-        .collect();
-    let green = RGBColor(44, 160, 44);
-    let red = RGBColor(214, 39, 40);
-    series(&mut c, bit, green, "bit accuracy (32 bits)")?;
-    series(&mut c, exact, red, "exact match (all 32 bits)")?;
-    // Chance: 0.5 per bit.
+    let colours = [RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+    let n_acc = rows.first().map_or(0, |r| r.accuracies().len());
+    for k in 0..n_acc {
+        let label = rows[0].accuracies()[k].0;
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|r| (r.samples() as f64, r.accuracies()[k].1))
+            .collect();
+        series(&mut c, pts, colours[k % 2], label)?;
+    }
+    // Chance: 0.5 (per bit; for a tilt).
     c.draw_series(LineSeries::new(
         vec![(0.0, 0.5), (x_max, 0.5)],
         BLACK.mix(0.3).stroke_width(1),

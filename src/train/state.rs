@@ -15,14 +15,20 @@ use super::EvalRow;
 use crate::cache::write_atomic;
 use crate::error::{IoContext, Result};
 
+/// `R` is the learning curve's row: the Barcode task's [`EvalRow`], or
+/// the grating task's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Progress {
+#[serde(bound(
+    serialize = "R: Serialize",
+    deserialize = "R: serde::de::DeserializeOwned"
+))]
+pub struct Progress<R = EvalRow> {
     /// Optimizer steps done.
     pub step: u64,
     /// Training samples drawn from the stream so far.
     pub samples: u64,
     /// Evaluations so far (the learning curve).
-    pub history: Vec<EvalRow>,
+    pub history: Vec<R>,
     /// Running sum and count of train losses since the last evaluation.
     pub loss_sum: f64,
     pub loss_steps: u64,
@@ -32,8 +38,8 @@ pub struct Progress {
     pub files: Vec<(String, String)>,
 }
 
-pub struct Saved {
-    pub progress: Progress,
+pub struct Saved<R = EvalRow> {
+    pub progress: Progress<R>,
     pub model: Vec<u8>,
     pub optim: Vec<u8>,
     pub sched: Vec<u8>,
@@ -52,12 +58,14 @@ impl StateDir {
 
     /// The last complete state, or None (nothing saved, or saved state that
     /// does not verify: then training starts over and says why).
-    pub fn load(&self) -> Result<(Option<Saved>, Option<String>)> {
+    pub fn load<R: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<(Option<Saved<R>>, Option<String>)> {
         let p = self.dir.join("progress.json");
         let Ok(bytes) = fs::read(&p) else {
             return Ok((None, None));
         };
-        let progress: Progress = match serde_json::from_slice(&bytes) {
+        let progress: Progress<R> = match serde_json::from_slice(&bytes) {
             Ok(x) => x,
             Err(e) => return Ok((None, Some(format!("progress.json unreadable: {e}")))),
         };
@@ -87,9 +95,9 @@ impl StateDir {
         ))
     }
 
-    pub fn save(
+    pub fn save<R: Serialize>(
         &self,
-        mut progress: Progress,
+        mut progress: Progress<R>,
         model: &[u8],
         optim: &[u8],
         sched: &[u8],
