@@ -137,10 +137,19 @@ pub fn compile(exp: &Experiment) -> Result<Plan> {
                         roi.name, sel.column, s.name
                     ),
                 )
-                .with_help(format!(
-                    "label columns present: {}",
-                    table.labels.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))
+                .with_help(if shared.format == crate::npz_responses::FORMAT {
+                    format!(
+                        "an npz_responses subject's label columns are the arrays it names in `labels` (now: {}); add labels = [\"{}\"] to [subjects.{}]",
+                        if table.labels.is_empty() { "none".to_string() } else { table.labels.keys().cloned().collect::<Vec<_>>().join(", ") },
+                        sel.column,
+                        s.name
+                    )
+                } else {
+                    format!(
+                        "label columns present: {}",
+                        table.labels.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
             })?;
             let empty = idx.is_empty().then(|| nodes::roi::why_empty(&task, &table));
             let rix = g.add(

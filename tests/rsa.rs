@@ -45,6 +45,7 @@ responses = "{responses}"
 stimulus = "stimuli"
 stimulus_max = 180
 stimulus_offset = -90
+labels = ["plane"]
 
 [models.cnn]
 arch = "sequential"

@@ -559,12 +559,22 @@ pub fn load_weights(net: &mut SequentialNet, cfg: &SequentialConfig, path: &Path
                 path,
                 expected,
                 found,
-            } => format!(
-                "{} has shape {:?} in the checkpoint but the model expects {:?}",
-                to_torch(path),
-                found.as_slice(),
-                expected.as_slice()
-            ),
+            } => {
+                // burn keeps Linear weights in × out; say PyTorch's out × in.
+                let torch_layout = |s: &[usize]| -> Vec<usize> {
+                    let mut v = s.to_vec();
+                    if path.starts_with("linears.") && path.ends_with(".weight") {
+                        v.reverse();
+                    }
+                    v
+                };
+                format!(
+                    "{} has shape {:?} in the checkpoint but the model expects {:?}",
+                    to_torch(path),
+                    torch_layout(found.as_slice()),
+                    torch_layout(expected.as_slice())
+                )
+            }
             other => format!("{other:?}"),
         });
     }
