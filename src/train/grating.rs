@@ -107,9 +107,14 @@ fn batch(
 
 /// `nn.BCELoss` (mean): −[y log p + (1 − y) log(1 − p)], each log clamped
 /// at −100 as PyTorch does, so a saturated sigmoid gives a finite loss.
+/// The log's argument is first clamped to f32's smallest normal number: a
+/// p of exactly 0 or 1 would otherwise give log's gradient 1/0 and a NaN
+/// step (PyTorch's backward divides by max(p(1 − p), 1e-12) instead). This
+/// changes nothing but saturated outputs (where log ≥ −87.3, not −100).
 pub fn bce(p: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
-    let log_p = p.clone().log().clamp_min(-100.0);
-    let log_q = p.neg().add_scalar(1.0).log().clamp_min(-100.0);
+    let tiny = f32::MIN_POSITIVE;
+    let log_p = p.clone().clamp_min(tiny).log().clamp_min(-100.0);
+    let log_q = p.neg().add_scalar(1.0).clamp_min(tiny).log().clamp_min(-100.0);
     let one_minus_y = y.clone().neg().add_scalar(1.0);
     (y * log_p + one_minus_y * log_q).neg().mean()
 }
