@@ -365,3 +365,116 @@ fn a_killed_grating_training_resumes_and_ends_where_an_uninterrupted_one_ends() 
         "the resumed run's weights differ from the uninterrupted run's"
     );
 }
+
+#[test]
+fn bad_net_and_task_tables_are_errors_at_their_line() {
+    let base = experiment("\"pearson\"", "resp", 288, 1, "");
+    for (from, to, want) in [
+        (
+            "{ name = \"conv_relu\", type = \"relu\" }",
+            "{ name = \"conv_relu\", type = \"relu\", kernel_size = 3 }",
+            "layer `conv_relu` (relu) has no `kernel_size`",
+        ),
+        (
+            "{ name = \"pool\", type = \"maxpool2d\", kernel_size = 8 }",
+            "{ name = \"pool\", type = \"avgpool\", kernel_size = 8 }",
+            "unknown layer type `avgpool`",
+        ),
+        (
+            "{ name = \"flatten\", type = \"flatten\" },\n",
+            "",
+            "put a flatten layer before it",
+        ),
+        (
+            "{ name = \"sigmoid\", type = \"sigmoid\" },\n",
+            "",
+            "grating_tilt trains with binary cross-entropy on one probability",
+        ),
+        (
+            "task = \"grating_tilt\"",
+            "task = \"barcode\"",
+            "unknown training task `barcode` for a sequential net",
+        ),
+        (
+            "stimuli = \"gratings\"\n",
+            "",
+            "is a sequential net, which runs on gratings",
+        ),
+        (
+            "layers = [\"pool\", \"fc\"]",
+            "layers = [\"pool\", \"fc2\"]",
+            "`fc2` is not a layer of model `cnn`",
+        ),
+        (
+            "compare = \"pearson\"",
+            "compare = \"cosine\"",
+            "unknown comparison `cosine`",
+        ),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let env = Env::new(&base.replacen(from, to, 1));
+        let out = env.run(&["plan", "exp.toml"]);
+        assert!(!out.status.success(), "{to}");
+        let err = stderr(&out);
+        assert!(err.contains(want), "{to}: {err}");
+        assert!(
+            err.contains("exp.toml:"),
+            "no file:line:col for {to}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_stimulus_with_a_constant_pattern_is_reported_and_left_out() {
+    use runner::npz::{Npz, NpzArray, write};
+    let env = Env::new(&experiment("\"pearson\"", "resp", 288, 1, ""));
+    let file = env.path("data/W3D4_stringer_oribinned1.npz");
+    let npz = Npz::open(&file).unwrap();
+    let resp = npz.read_f64("resp").unwrap();
+    let (rows, n) = (resp.shape[0], resp.shape[1]);
+    let mut data: Vec<f32> = resp.data.iter().map(|&x| x as f32).collect();
+    // Stimulus row 5 (0.5 + 5 = 5.5°, kept as −84.5°): the same response in every neuron.
+    data[5 * n..6 * n].fill(0.25);
+    let stim = npz.read_f64("stimuli").unwrap().data;
+    let plane: Vec<i64> = npz
+        .read_labels("plane")
+        .unwrap()
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    drop(npz);
+    write(
+        &file,
+        &[
+            (
+                "resp",
+                NpzArray::F32 {
+                    shape: vec![rows, n],
+                    data,
+                },
+            ),
+            (
+                "stimuli",
+                NpzArray::F64 {
+                    shape: vec![rows],
+                    data: stim,
+                },
+            ),
+            (
+                "plane",
+                NpzArray::I64 {
+                    shape: vec![n],
+                    data: plane,
+                },
+            ),
+        ],
+    )
+    .unwrap();
+    let (_, err) = env.exec();
+    assert!(
+        err.contains("1 of 180 stimuli have a constant pattern over the 1000 units (correlation distance undefined): stimuli 5; comparisons leave them out"),
+        "{err}"
+    );
+    let v = env.value("pool", "all_neurons", "rdm_pearson", "value");
+    assert!(v.is_finite() && (-1.0..=1.0).contains(&v), "{v}");
+}

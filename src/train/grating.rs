@@ -114,7 +114,12 @@ fn batch(
 pub fn bce(p: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
     let tiny = f32::MIN_POSITIVE;
     let log_p = p.clone().clamp_min(tiny).log().clamp_min(-100.0);
-    let log_q = p.neg().add_scalar(1.0).clamp_min(tiny).log().clamp_min(-100.0);
+    let log_q = p
+        .neg()
+        .add_scalar(1.0)
+        .clamp_min(tiny)
+        .log()
+        .clamp_min(-100.0);
     let one_minus_y = y.clone().neg().add_scalar(1.0);
     (y * log_p + one_minus_y * log_q).neg().mean()
 }
