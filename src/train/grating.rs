@@ -15,11 +15,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::lr_scheduler::LrSchedulerRecord;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::Bytes;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -195,18 +192,10 @@ pub fn train_grating(
     };
     let mut resumed_from = None;
     if let Some(s) = saved {
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(s.model)));
-        model.load_from(&mut store).map_err(|e| {
-            Error::usage(format!("saved training state does not fit the model: {e}"))
-        })?;
-        optim = optim
-            .from_bytes(Bytes::from_bytes_vec(s.optim))
-            .map_err(|e| Error::usage(format!("saved optimizer state unreadable: {e}")))?;
-        let rec = LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(s.sched))
-            .map_err(|e| Error::usage(format!("saved schedule state unreadable: {e}")))?;
-        sched = sched.load_record(rec);
-        resumed_from = Some(s.progress.step);
-        prog = s.progress;
+        let (p, o, sc) = super::restore(s, &mut model, optim, sched)?;
+        (optim, sched) = (o, sc);
+        resumed_from = Some(p.step);
+        prog = p;
     }
     let seconds_before = prog.seconds;
     let clock = Instant::now();
@@ -291,16 +280,14 @@ pub fn train_grating(
             prog.loss_steps = 0;
         }
         if !done && prog.step % spec.checkpoint_every == 0 {
-            let mut p = prog.clone();
-            p.seconds = elapsed(seconds_before);
-            let sched_bytes = sched
-                .to_record()
-                .into_bytes()
-                .map_err(|e| Error::usage(format!("cannot save the schedule: {e}")))?;
-            let optim_bytes = optim
-                .into_bytes()
-                .map_err(|e| Error::usage(format!("cannot save the optimizer: {e}")))?;
-            states.save(p, &super::model_bytes(&model)?, &optim_bytes, &sched_bytes)?;
+            super::save_state(
+                &states,
+                &prog,
+                elapsed(seconds_before),
+                &model,
+                &optim,
+                &sched,
+            )?;
         }
     }
     Ok(GratingOutcome {

@@ -202,6 +202,47 @@ pub(crate) fn model_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
     Ok(b.to_vec())
 }
 
+/// Saves resumable state: the progress (its `seconds` set to `seconds`),
+/// the model, the optimizer and the schedule (see [`state::StateDir`]).
+pub(crate) fn save_state<M: Module, R: Serialize + Clone>(
+    states: &StateDir,
+    prog: &Progress<R>,
+    seconds: f64,
+    model: &M,
+    optim: &ModuleOptimizer,
+    sched: &ModuleLrScheduler,
+) -> Result<()> {
+    let mut p = prog.clone();
+    p.seconds = seconds;
+    let sched_bytes = sched
+        .to_record()
+        .into_bytes()
+        .map_err(|e| Error::usage(format!("cannot save the schedule: {e}")))?;
+    let optim_bytes = optim
+        .into_bytes()
+        .map_err(|e| Error::usage(format!("cannot save the optimizer: {e}")))?;
+    states.save(p, &model_bytes(model)?, &optim_bytes, &sched_bytes)
+}
+
+/// Loads saved model, optimizer and schedule state into a fresh run.
+pub(crate) fn restore<M: Module, R>(
+    saved: state::Saved<R>,
+    model: &mut M,
+    optim: ModuleOptimizer,
+    sched: ModuleLrScheduler,
+) -> Result<(Progress<R>, ModuleOptimizer, ModuleLrScheduler)> {
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(saved.model)));
+    model
+        .load_from(&mut store)
+        .map_err(|e| Error::usage(format!("saved training state does not fit the model: {e}")))?;
+    let optim = optim
+        .from_bytes(Bytes::from_bytes_vec(saved.optim))
+        .map_err(|e| Error::usage(format!("saved optimizer state unreadable: {e}")))?;
+    let rec = LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(saved.sched))
+        .map_err(|e| Error::usage(format!("saved schedule state unreadable: {e}")))?;
+    Ok((saved.progress, optim, sched.load_record(rec)))
+}
+
 /// Trains (or resumes training) and returns the net with its learning curve.
 pub fn train(
     spec: &TrainSpec,
@@ -238,20 +279,12 @@ pub fn train(
     };
     let mut resumed_from = None;
     if let Some(s) = saved {
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(s.model)));
-        model.load_from(&mut store).map_err(|e| {
-            Error::usage(format!("saved training state does not fit the model: {e}"))
-        })?;
-        optim = optim
-            .from_bytes(Bytes::from_bytes_vec(s.optim))
-            .map_err(|e| Error::usage(format!("saved optimizer state unreadable: {e}")))?;
-        let rec = LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(s.sched))
-            .map_err(|e| Error::usage(format!("saved schedule state unreadable: {e}")))?;
-        sched = sched.load_record(rec);
-        progress.set_message(format!("skipping {} samples", s.progress.samples));
-        stream.skip(s.progress.samples);
-        resumed_from = Some(s.progress.step);
-        prog = s.progress;
+        let (p, o, sc) = restore(s, &mut model, optim, sched)?;
+        (optim, sched) = (o, sc);
+        progress.set_message(format!("skipping {} samples", p.samples));
+        stream.skip(p.samples);
+        resumed_from = Some(p.step);
+        prog = p;
     }
     let seconds_before = prog.seconds;
     let clock = Instant::now();
@@ -336,16 +369,14 @@ pub fn train(
             prog.loss_steps = 0;
         }
         if !done && prog.step % spec.checkpoint_every == 0 {
-            let mut p = prog.clone();
-            p.seconds = elapsed(seconds_before);
-            let sched_bytes = sched
-                .to_record()
-                .into_bytes()
-                .map_err(|e| Error::usage(format!("cannot save the schedule: {e}")))?;
-            let optim_bytes = optim
-                .into_bytes()
-                .map_err(|e| Error::usage(format!("cannot save the optimizer: {e}")))?;
-            states.save(p, &model_bytes(&model)?, &optim_bytes, &sched_bytes)?;
+            save_state(
+                &states,
+                &prog,
+                elapsed(seconds_before),
+                &model,
+                &optim,
+                &sched,
+            )?;
         }
     }
     Ok(Outcome {
