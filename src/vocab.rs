@@ -171,3 +171,13 @@ pub enum ImageFormat {
     Png,
     Svg,
 }
+
+impl ImageFormat {
+    /// The file extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Svg => "svg",
+        }
+    }
+}

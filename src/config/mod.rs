@@ -458,6 +458,22 @@ impl Validator<'_> {
         }
     }
 
+    /// Refuses the keys given (`Some(span)`) that a subject format has no use for.
+    fn not_for(
+        &self,
+        format: &str,
+        keys: &[(&str, Option<Range<usize>>)],
+        help: &str,
+    ) -> Result<()> {
+        match keys.iter().find_map(|(k, sp)| sp.clone().map(|sp| (k, sp))) {
+            Some((key, sp)) => Err(self
+                .src
+                .error(sp, format!("`{key}` does not apply to format \"{format}\""))
+                .with_help(help)),
+            None => Ok(()),
+        }
+    }
+
     fn subject(&self, name: String, raw: Spanned<raw::RawSubject>) -> Result<Subject> {
         let span = raw.span();
         self.check_name("subject", &name, span.clone())?;
@@ -533,73 +549,61 @@ impl Validator<'_> {
             Some("algonauts2023") => {
                 // The challenge ships no noise ceiling and no named splits:
                 // an analysis's `split` says how stimuli divide.
-                for (key, sp) in [
+                self.not_for(
+                    "algonauts2023",
+                    &[
                     ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
                     ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
                     ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
                     ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
-                ] {
-                    if let Some(sp) = sp {
-                        return Err(self
-                            .src
-                            .error(sp, format!("`{key}` does not apply to format \"algonauts2023\""))
-                            .with_help("Algonauts subjects have every challenge vertex, no noise ceiling, and split by an analysis's `split`"));
-                    }
-                }
+                    ],
+                    "Algonauts subjects have every challenge vertex, no noise ceiling, and split by an analysis's `split`",
+                )?;
                 SubjectFormat::Algonauts2023
             }
             Some("lab08") => {
                 // Volume voxels with the lab's own noise ceiling and split:
                 // nothing to choose here; analyses pick ROIs and splits.
-                for (key, sp) in [
+                self.not_for(
+                    "lab08",
+                    &[
                     ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
                     ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
                     ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
                     ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
                     ("hemis", raw.hemis.as_ref().map(|v| v.span())),
-                ] {
-                    if let Some(sp) = sp {
-                        return Err(self
-                            .src
-                            .error(sp, format!("`{key}` does not apply to format \"lab08\""))
-                            .with_help("Lab08 subjects are the volume voxels of the lab's bigmask, with the lab's noise ceiling; the split is an analysis's `split` (default: the lab's shared1000 validation and 10 % holdout)"));
-                    }
-                }
+                    ],
+                    "Lab08 subjects are the volume voxels of the lab's bigmask, with the lab's noise ceiling; the split is an analysis's `split` (default: the lab's shared1000 validation and 10 % holdout)",
+                )?;
                 SubjectFormat::Lab08
             }
             Some("vim1") => {
-                for (key, sp) in [
+                self.not_for(
+                    "vim1",
+                    &[
                     ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
                     ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
                     ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
                     ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
                     ("hemis", raw.hemis.as_ref().map(|v| v.span())),
-                ] {
-                    if let Some(sp) = sp {
-                        return Err(self
-                            .src
-                            .error(sp, format!("`{key}` does not apply to format \"vim1\""))
-                            .with_help("vim-1 subjects are the voxels of EstimatedResponses.mat (repeat-averaged, no noise ceiling), its 1750 training images fit and 120 validation images score; an analysis's `split` draws other splits"));
-                    }
-                }
+                    ],
+                    "vim-1 subjects are the voxels of EstimatedResponses.mat (repeat-averaged, no noise ceiling), its 1750 training images fit and 120 validation images score; an analysis's `split` draws other splits",
+                )?;
                 let id = raw.id.map_or_else(|| name.clone(), Spanned::into_inner);
                 SubjectFormat::Vim1 { id }
             }
             Some("npz_responses") => {
-                for (key, sp) in [
+                self.not_for(
+                    "npz_responses",
+                    &[
                     ("train_splits", raw.train_splits.as_ref().map(|v| v.span())),
                     ("test_splits", raw.test_splits.as_ref().map(|v| v.span())),
                     ("voxel_mask", raw.voxel_mask.as_ref().map(|v| v.span())),
                     ("min_ncsnr", raw.min_ncsnr.as_ref().map(|v| v.span())),
                     ("hemis", raw.hemis.as_ref().map(|v| v.span())),
-                ] {
-                    if let Some(sp) = sp {
-                        return Err(self
-                            .src
-                            .error(sp, format!("`{key}` does not apply to format \"npz_responses\""))
-                            .with_help("npz_responses subjects are one .npz: responses (stimuli × neurons) and a stimulus variable; choose rows with bin_width, stimulus_min, stimulus_max, stimulus_offset"));
-                    }
-                }
+                    ],
+                    "npz_responses subjects are one .npz: responses (stimuli × neurons) and a stimulus variable; choose rows with bin_width, stimulus_min, stimulus_max, stimulus_offset",
+                )?;
                 let key = |v: Option<Spanned<String>>, default: &str| -> Result<String> {
                     match v {
                         None => Ok(default.to_string()),

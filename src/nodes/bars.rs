@@ -91,13 +91,7 @@ impl NodeKind for BarsTask {
             };
             let size = (300 + 48 * self.rois.len() as u32, 520);
             for format in &self.formats {
-                let name = format!(
-                    "{stem}.{}",
-                    match format {
-                        ImageFormat::Png => "png",
-                        ImageFormat::Svg => "svg",
-                    }
-                );
+                let name = format!("{stem}.{}", format.ext());
                 let path = ctx.out.path(&name);
                 let r = match format {
                     ImageFormat::Png => {

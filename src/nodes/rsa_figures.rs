@@ -20,13 +20,6 @@ use crate::vocab::ImageFormat;
 
 pub const VERSION: u32 = 1;
 
-fn ext(f: &ImageFormat) -> &'static str {
-    match f {
-        ImageFormat::Png => "png",
-        ImageFormat::Svg => "svg",
-    }
-}
-
 /// One figure of RDM panels: (subject, roi, panel labels in upstream order).
 #[derive(Debug, Clone, Serialize)]
 pub struct RdmFigure {
@@ -83,7 +76,7 @@ impl NodeKind for RdmsPlotTask {
                     self.analysis,
                     fig.subject,
                     fig.roi,
-                    ext(format)
+                    format.ext()
                 );
                 rsa_plots::rdm_panels(
                     &ctx.out.path(&name),
@@ -189,7 +182,7 @@ impl NodeKind for RsaBarsTask {
                     "rsa_bars_{}_{}_{subj}_{r}.{}",
                     self.analysis,
                     self.measure.trim_start_matches("rdm_"),
-                    ext(format)
+                    format.ext()
                 );
                 rsa_plots::similarity_bars(
                     &ctx.out.path(&name),
@@ -272,7 +265,7 @@ impl NodeKind for TuningPlotTask {
                 None => format!("Tuning curves — {subject}"),
             };
             for format in &self.formats {
-                let name = format!("tuning_curves_{}_{subject}.{}", self.analysis, ext(format));
+                let name = format!("tuning_curves_{}_{subject}.{}", self.analysis, format.ext());
                 rsa_plots::tuning_panels(
                     &ctx.out.path(&name),
                     &title,

@@ -61,13 +61,7 @@ impl NodeKind for ScatterTask {
                 self.analysis, self.set
             );
             for format in &self.formats {
-                let name = format!(
-                    "{stem}.{}",
-                    match format {
-                        ImageFormat::Png => "png",
-                        ImageFormat::Svg => "svg",
-                    }
-                );
+                let name = format!("{stem}.{}", format.ext());
                 let path = ctx.out.path(&name);
                 let size = (620, 620);
                 let res = match format {

@@ -125,13 +125,7 @@ impl NodeKind for SetBarsTask {
                 ),
             };
             for format in &self.formats {
-                let name = format!(
-                    "{stem}.{}",
-                    match format {
-                        ImageFormat::Png => "png",
-                        ImageFormat::Svg => "svg",
-                    }
-                );
+                let name = format!("{stem}.{}", format.ext());
                 let path = ctx.out.path(&name);
                 let size = (760, 520);
                 let r = match format {

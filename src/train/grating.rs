@@ -85,21 +85,46 @@ pub struct GratingOutcome {
     pub seconds: f64,
 }
 
-/// A set of gratings as an N × 1 × H × W tensor, with their labels (N × 1).
-fn batch(
-    ori: &[f64],
-    tilt: &[f32],
-    idx: &[usize],
-    spec: &GratingSpec,
-    device: &Device,
-) -> (Tensor<4>, Tensor<2>) {
-    let (h, w) = spec.size();
-    let pixels: Vec<f32> = idx.iter().flat_map(|&i| grating(ori[i], spec)).collect();
-    let labels: Vec<f32> = idx.iter().map(|&i| tilt[i]).collect();
-    (
-        Tensor::from_data(TensorData::new(pixels, [idx.len(), 1, h, w]), device),
-        Tensor::from_data(TensorData::new(labels, [idx.len(), 1]), device),
-    )
+/// A set of gratings, each rendered once: the images (n × h × w, the
+/// seed's `grating()` at each orientation) and their tilt labels.
+pub struct GratingSet {
+    pub h: usize,
+    pub w: usize,
+    pub pixels: Vec<f32>,
+    pub tilt: Vec<f32>,
+}
+
+impl GratingSet {
+    pub fn render(ori: &[f64], tilt: Vec<f32>, spec: &GratingSpec) -> GratingSet {
+        let (h, w) = spec.size();
+        let pixels = ori.iter().flat_map(|&a| grating(a, spec)).collect();
+        GratingSet { h, w, pixels, tilt }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tilt.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tilt.is_empty()
+    }
+
+    /// Rows `idx` as an N × 1 × H × W tensor, with their labels (N × 1).
+    fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<2>) {
+        let per = self.h * self.w;
+        let pixels: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| self.pixels[i * per..(i + 1) * per].iter().copied())
+            .collect();
+        let labels: Vec<f32> = idx.iter().map(|&i| self.tilt[i]).collect();
+        (
+            Tensor::from_data(
+                TensorData::new(pixels, [idx.len(), 1, self.h, self.w]),
+                device,
+            ),
+            Tensor::from_data(TensorData::new(labels, [idx.len(), 1]), device),
+        )
+    }
 }
 
 /// `nn.BCELoss` (mean): −[y log p + (1 − y) log(1 − p)], each log clamped
@@ -124,16 +149,14 @@ pub fn bce(p: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
 /// Held-out loss and accuracy of `model` (plain device).
 pub fn evaluate(
     model: &SequentialNet,
-    ori: &[f64],
-    tilt: &[f32],
-    spec: &GratingSpec,
+    set: &GratingSet,
     batch_size: usize,
     device: &Device,
 ) -> Result<(f64, f64)> {
     let (mut loss_sum, mut right) = (0f64, 0usize);
-    let all: Vec<usize> = (0..ori.len()).collect();
+    let all: Vec<usize> = (0..set.len()).collect();
     for chunk in all.chunks(batch_size.max(1)) {
-        let (x, y) = batch(ori, tilt, chunk, spec, device);
+        let (x, y) = set.batch(chunk, device);
         let p = model.forward(x);
         let loss: f32 = bce(p.clone(), y).into_scalar::<f32>();
         loss_sum += loss as f64 * chunk.len() as f64;
@@ -144,10 +167,10 @@ pub fn evaluate(
         right += p
             .iter()
             .zip(chunk)
-            .filter(|(p, i)| (**p > 0.5) == (tilt[**i] == 1.0))
+            .filter(|(p, i)| (**p > 0.5) == (set.tilt[**i] == 1.0))
             .count();
     }
-    let n = ori.len().max(1) as f64;
+    let n = set.len().max(1) as f64;
     Ok((loss_sum / n, right as f64 / n))
 }
 
@@ -176,8 +199,11 @@ pub fn train_grating(
     let mut optim: ModuleOptimizer = super::optimizer(&spec.optimizer);
     let mut sched = super::scheduler(&spec.schedule, spec.lr, spe, steps)?;
 
+    // Rendered once: every epoch and every evaluation reuses the images.
     let (ori, tilt) = tilt_set(spec.n_train, spec.data_seed);
+    let train_set = GratingSet::render(&ori, tilt, &spec.grating);
     let (val_ori, val_tilt) = tilt_set(spec.n_val, spec.val_seed);
+    let val_set = GratingSet::render(&val_ori, val_tilt, &spec.grating);
 
     let states = StateDir::new(work_dir);
     let (saved, discarded_state) = states.load::<GratingEvalRow>()?;
@@ -206,14 +232,8 @@ pub fn train_grating(
                     lr: f64,
                     train_loss: Option<f64>|
      -> Result<GratingEvalRow> {
-        let (val_loss, val_accuracy) = evaluate(
-            &model.valid(),
-            &val_ori,
-            &val_tilt,
-            &spec.grating,
-            spec.batch_size.max(100),
-            &plain,
-        )?;
+        let (val_loss, val_accuracy) =
+            evaluate(&model.valid(), &val_set, spec.batch_size.max(100), &plain)?;
         Ok(GratingEvalRow {
             step,
             epoch: step as f64 / spe as f64,
@@ -234,14 +254,19 @@ pub fn train_grating(
         prog.history.push(row);
     }
     let delay = super::step_delay();
+    // The epoch's order, drawn when the epoch starts (or the run resumes in it).
+    let mut order: Option<(u64, Vec<usize>)> = None;
     while prog.step < steps {
         let epoch = prog.step / spe;
         let pos = (prog.step % spe) as usize;
-        let order = permutation(spec.n_train, spec.data_seed, epoch);
+        if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            order = Some((epoch, permutation(spec.n_train, spec.data_seed, epoch)));
+        }
+        let order = &order.as_ref().expect("drawn above").1;
         let idx = &order[pos * spec.batch_size..((pos + 1) * spec.batch_size).min(spec.n_train)];
         let step_lr = sched.step();
         let lr = step_lr.base();
-        let (x, y) = batch(&ori, &tilt, idx, &spec.grating, &device);
+        let (x, y) = train_set.batch(idx, &device);
         let loss = bce(model.forward(x), y);
         let loss_value: f32 = loss.clone().into_scalar::<f32>();
         if !loss_value.is_finite() {
