@@ -109,6 +109,13 @@ pub struct EntryLock {
     _file: File,
 }
 
+impl EntryLock {
+    /// A lock already taken on `file`.
+    pub(crate) fn from_file(file: File) -> EntryLock {
+        EntryLock { _file: file }
+    }
+}
+
 /// A content key: 64 lowercase hex digits (a blake3).
 pub fn is_key(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -278,6 +285,11 @@ impl Cache {
 
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
+    }
+
+    /// Refuses a cache whose filesystem cannot lock (see [`crate::shared_fs`]).
+    pub fn check_locking(&self) -> Result<()> {
+        crate::shared_fs::check_locking(&self.root)
     }
 
     /// Blocks until this process holds the entry's lock.

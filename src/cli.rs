@@ -42,6 +42,27 @@ pub enum Command {
         /// Print the summary as one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Where nodes run: here (`local`), or as Slurm jobs over a shared
+        /// cache (`slurm`; see the README's "Slurm" section).
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
+        /// The Slurm profile (default: $RUNNER_SLURM_PROFILE, else
+        /// ~/.config/runner/slurm.toml, else built-in defaults).
+        #[arg(long)]
+        slurm_profile: Option<PathBuf>,
+    },
+    /// Run the given nodes (by key) of an experiment: what one Slurm job
+    /// does on its compute node. Submitted by `exec --executor slurm`.
+    #[command(hide = true)]
+    SlurmJob {
+        file: PathBuf,
+        /// The cache's identity, as the driver saw it.
+        #[arg(long)]
+        cache_id: String,
+        /// Where to write what happened, node by node.
+        #[arg(long)]
+        report: PathBuf,
+        keys: Vec<String>,
     },
     /// Print the DAG: node ids, keys, and whether each is fresh or stale (and why).
     Plan {
@@ -116,6 +137,12 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Executor {
+    Local,
+    Slurm,
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -152,12 +179,22 @@ pub fn run(cli: Cli) -> Result<()> {
             jobs,
             mem_gb,
             json,
+            executor,
+            slurm_profile,
         } => {
             let jobs = exec::check_jobs(jobs)?;
             // One pool for faer and blake3: the executor's workers share it.
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(default_jobs())
                 .build_global();
+            // Read before the plan: a broken profile is found in a second.
+            let profile = match executor {
+                Executor::Slurm => Some(crate::slurm::profile::load(slurm_profile.as_deref())?),
+                Executor::Local if slurm_profile.is_some() => {
+                    return Err(Error::usage("--slurm-profile is for --executor slurm"));
+                }
+                Executor::Local => None,
+            };
             let plan = load_plan(&file)?;
             let cache = cache_for(&cli.cache, Some(&plan.experiment))?;
             let mem_budget = match mem_gb {
@@ -170,7 +207,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 mem_budget,
                 progress: std::io::stderr().is_terminal() && !json,
             };
-            let s = exec::execute(&plan, &cache, &opts)?;
+            let s = match profile {
+                None => exec::execute(&plan, &cache, &opts)?,
+                Some(profile) => {
+                    let file = std::path::absolute(&file).map_err(|e| Error::io(&file, e))?;
+                    let opts = crate::slurm::driver::SlurmOptions {
+                        profile,
+                        file,
+                        progress: opts.progress,
+                    };
+                    crate::slurm::driver::execute(&plan, &cache, &opts)?
+                }
+            };
             for w in &s.warnings {
                 eprintln!("warning: {w}");
             }
@@ -195,9 +243,39 @@ pub fn run(cli: Cli) -> Result<()> {
                     let shown = f.strip_prefix(&s.results_dir).unwrap_or(f);
                     println!("  {}", shown.display());
                 }
+                if let Some(n) = s.jobs_submitted {
+                    println!("slurm: {n} jobs submitted");
+                }
                 println!("run log: {}", s.run_log.display());
             }
             Ok(())
+        }
+        Command::SlurmJob {
+            file,
+            cache_id,
+            report,
+            keys,
+        } => {
+            let Some(root) = &cli.cache else {
+                return Err(Error::usage(
+                    "slurm-job needs --cache (it is run by `exec --executor slurm`)",
+                ));
+            };
+            // The CPUs Slurm gave this job, not the whole node's.
+            let threads = std::env::var("SLURM_CPUS_PER_TASK")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_else(default_jobs);
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.max(1))
+                .build_global();
+            crate::slurm::job::run(&crate::slurm::job::JobArgs {
+                cache_root: root,
+                cache_id: &cache_id,
+                file: &file,
+                keys: &keys,
+                report: &report,
+            })
         }
         Command::Plan { file, json } => {
             let plan = load_plan(&file)?;
@@ -465,6 +543,23 @@ fn status(cache: &Cache, n_runs: usize) -> Result<()> {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     logs.sort();
+    let jobs = crate::slurm::driver::jobs_in_flight(cache);
+    if !jobs.is_empty() {
+        println!("slurm jobs in flight:");
+        println!(
+            "  {:<10} {:<11} {:<12} {:>10}  nodes",
+            "job", "state", "host", "elapsed"
+        );
+        for (id, state, host, elapsed, nodes) in &jobs {
+            let shown = if nodes.len() > 3 {
+                format!("{} (+{} more)", nodes[..3].join(", "), nodes.len() - 3)
+            } else {
+                nodes.join(", ")
+            };
+            let host = if host.is_empty() { "-" } else { host.as_str() };
+            println!("  {id:<10} {state:<11} {host:<12} {elapsed:>10}  {shown}");
+        }
+    }
     println!("last runs:");
     let running = cache.running_pids();
     for log in logs.iter().rev().take(n_runs) {

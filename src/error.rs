@@ -58,6 +58,15 @@ pub enum Error {
     #[diagnostic(code(runner::cache))]
     Cache { dir: PathBuf, message: String },
 
+    /// Slurm could not be used, or nodes failed on it (see [`crate::slurm`]).
+    #[error("{message}")]
+    #[diagnostic(code(runner::slurm))]
+    Scheduler {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+
     /// Wrong use of the command line.
     #[error("{message}")]
     #[diagnostic(code(runner::usage))]
@@ -104,7 +113,8 @@ impl Error {
             Error::Config { help, .. }
             | Error::Data { help, .. }
             | Error::Node { help, .. }
-            | Error::Usage { help, .. } => *help = Some(text.into()),
+            | Error::Usage { help, .. }
+            | Error::Scheduler { help, .. } => *help = Some(text.into()),
             Error::Io { .. } | Error::Cache { .. } => {}
         }
         self

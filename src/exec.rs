@@ -47,6 +47,9 @@ pub struct Summary {
     pub results: Vec<PathBuf>,
     pub run_log: PathBuf,
     pub warnings: Vec<String>,
+    /// Slurm jobs submitted (`--executor slurm` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs_submitted: Option<usize>,
 }
 
 /// Bytes of memory available to new work (MemAvailable), if the OS says.
@@ -66,13 +69,13 @@ struct Sched {
     failed: Option<Error>,
 }
 
-struct RunLog {
+pub(crate) struct RunLog {
     file: Mutex<File>,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 impl RunLog {
-    fn create(cache: &Cache) -> Result<RunLog> {
+    pub(crate) fn create(cache: &Cache) -> Result<RunLog> {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -87,11 +90,26 @@ impl RunLog {
         })
     }
 
-    fn line(&self, v: serde_json::Value) {
+    pub(crate) fn line(&self, v: serde_json::Value) {
         let mut f = self.file.lock().unwrap();
         let _ = writeln!(f, "{v}");
         let _ = f.flush();
     }
+}
+
+/// Runs one node here and now (reused if its entry verifies, else computed
+/// under its entry lock); a panic in the node's code becomes its error.
+/// The local executor's workers and a Slurm job alike run nodes this way.
+pub(crate) fn run_guarded(
+    plan: &Plan,
+    cache: &Cache,
+    ix: NodeIndex,
+    bar: &ProgressBar,
+) -> Result<(Outcome, Option<String>)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_one(plan, cache, ix, bar)
+    }))
+    .unwrap_or_else(|p| Err(panic_error(&plan.graph[ix].id, p)))
 }
 
 fn run_one(
@@ -187,12 +205,12 @@ type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'sta
 /// While nodes run, a panic is recorded (message and source location) instead
 /// of printed: it reaches the user once, as the node's error. RUST_BACKTRACE
 /// still prints the backtrace, for whoever debugs it.
-struct PanicCapture {
+pub(crate) struct PanicCapture {
     previous: Option<PanicHook>,
 }
 
 impl PanicCapture {
-    fn install() -> PanicCapture {
+    pub(crate) fn install() -> PanicCapture {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(|info| {
             let what = panic_message(info.payload());
@@ -252,6 +270,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
     // Before any work: a results directory of another experiment is refused
     // now, not after an hour of computing.
     crate::results::check_owner(&plan.experiment.results_dir, &plan.experiment.name)?;
+    cache.check_locking()?;
     let keys: Vec<String> = plan.graph.node_weights().map(|n| n.key.clone()).collect();
     let _live = cache.register_live(&keys)?;
     let log = RunLog::create(cache)?;
@@ -332,10 +351,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
                 bar.set_prefix(node.id.clone());
                 bar.enable_steady_tick(Duration::from_millis(200));
                 let t0 = Instant::now();
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_one(plan, cache, ix, &bar)
-                }))
-                .unwrap_or_else(|p| Err(panic_error(&node.id, p)));
+                let result = run_guarded(plan, cache, ix, &bar);
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 let secs = t0.elapsed().as_secs_f64();
@@ -412,6 +428,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
         results,
         run_log: log.path.clone(),
         warnings,
+        jobs_submitted: None,
     };
     log.line(
         json!({"event": "end", "ok": true, "ran": summary.ran, "reused": reused,
@@ -423,7 +440,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
 
 /// Every node's warnings for the user (α at the grid's edge, empty ROIs),
 /// from its entry, whether it ran now or was reused.
-fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
+pub(crate) fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for ix in plan.topo() {
         let node = &plan.graph[ix];
@@ -437,7 +454,7 @@ fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
 
 /// Publishes the output nodes' files as the experiment's results (one set,
 /// swapped in atomically; see [`crate::results`]).
-fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
+pub(crate) fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     let entries = plan
         .outputs
         .iter()

@@ -37,6 +37,8 @@ pub mod plan;
 pub mod preprocess;
 pub mod record;
 pub mod results;
+pub mod shared_fs;
+pub mod slurm;
 pub mod source;
 pub mod synth;
 pub mod train;
