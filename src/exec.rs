@@ -173,8 +173,10 @@ fn run_one(
     if let Some(ms) = std::env::var("RUNNER_TEST_SLOW_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
+        .filter(|_| std::env::var("RUNNER_TEST_SLOW_NODE").map_or(true, |v| v == node.id))
     {
-        // Test hook: widens the window in which a kill lands mid-node.
+        // Test hook: widens the window in which a kill lands mid-node (of
+        // every node, or of RUNNER_TEST_SLOW_NODE alone).
         std::thread::sleep(Duration::from_millis(ms));
     }
     writer.commit(

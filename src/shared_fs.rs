@@ -116,10 +116,10 @@ pub fn check_locking(cache_root: &Path) -> Result<()> {
                 on Lustre with `-o flock`; or put the cache (--cache, RUNNER_CACHE or the experiment's \
                 `cache`) on a local disk or on GPFS";
     let refuse = |why: String| {
-        Error::Cache {
-            dir: cache_root.to_path_buf(),
-            message: format!("file locking does not work here: {why}"),
-        }
+        Error::data(
+            cache_root,
+            format!("file locking does not work here: {why}"),
+        )
         .with_help(help)
     };
     if std::env::var_os("RUNNER_TEST_BROKEN_LOCKS").is_some() {

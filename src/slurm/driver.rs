@@ -174,6 +174,13 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &SlurmOptions) -> Result<Summar
         "host": hostname(), "unix": crate::cache::unix_now()}));
     crate::slurm::catch_interrupts();
     let result = d.run();
+    // What is left of this driver's claims names jobs that ended: their
+    // nodes are done, failed or blocked, and a later run starts afresh.
+    for j in d.jobs.iter().filter(|j| j.ours && j.ended) {
+        for ix in &j.nodes {
+            d.claims.release(&plan.graph[*ix].key, &j.id);
+        }
+    }
     let calls = d.slurm.calls.borrow().clone();
     let retries = *d.slurm.retries.borrow();
     let (ran, reused, recomputed) = d.counts;
@@ -234,6 +241,15 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &SlurmOptions) -> Result<Summar
 }
 
 impl Driver<'_> {
+    /// A line for the user, above the progress bar when there is one.
+    fn say(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
     fn run(&mut self) -> Result<()> {
         for ix in self.plan.topo() {
             match self.cache.verify(&self.plan.graph[ix].key) {
@@ -371,9 +387,10 @@ impl Driver<'_> {
                 Some((outcome, seconds, corrupt))
                     if self.cache.verify(&key) == EntryState::Valid =>
                 {
+                    // Another driver's job computed it: reused, for this run.
                     let outcome = match outcome.as_str() {
-                        "ran" => Outcome::Ran,
-                        "recomputed" => Outcome::Recomputed,
+                        "ran" if ours => Outcome::Ran,
+                        "recomputed" if ours => Outcome::Recomputed,
                         _ => Outcome::Reused,
                     };
                     self.finish_node(
@@ -421,7 +438,7 @@ impl Driver<'_> {
             "ended_unix": report.ended_unix}),
         );
         if unfinished > 0 {
-            self.bar.println(format!(
+            self.say(format!(
                 "runner: Slurm job {id} ended {state} with {unfinished} of {} nodes unfinished",
                 nodes.len()
             ));
@@ -493,7 +510,7 @@ impl Driver<'_> {
             // A job that ran out of time gets twice as long.
             let time = (state == "TIMEOUT").then_some(claim.time_s * 2);
             if charged > claim.tries {
-                self.bar.println(format!(
+                self.say(format!(
                     "runner: {} (job {} {state}): submitting it again, try {} of {}",
                     self.plan.graph[ix].id,
                     claim.job_id,

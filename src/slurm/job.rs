@@ -78,10 +78,10 @@ fn run_nodes(a: &JobArgs, report: &mut Report) -> Result<()> {
     match std::fs::read_to_string(&id_path) {
         Ok(id) if id.trim() == a.cache_id => {}
         found => {
-            let e = Error::Cache {
-                dir: a.cache_root.to_path_buf(),
+            let e = Error::Scheduler {
                 message: format!(
-                    "this compute node ({}) sees another cache here ({} is {})",
+                    "cache {}: this compute node ({}) sees another cache here ({} is {})",
+                    a.cache_root.display(),
                     hostname(),
                     id_path.display(),
                     match found {
@@ -89,10 +89,11 @@ fn run_nodes(a: &JobArgs, report: &mut Report) -> Result<()> {
                         Err(e) => format!("unreadable: {e}"),
                     }
                 ),
-            }
-            .with_help(
-                "the cache must be on a filesystem that every compute node mounts at the same path",
-            );
+                help: Some(
+                    "the cache must be on a filesystem that every compute node mounts at the same path"
+                        .into(),
+                ),
+            };
             return fail_early(report, e);
         }
     }

@@ -24,6 +24,9 @@ pub fn runner() -> std::process::Command {
     c.env_remove("RUNNER_CACHE")
         .env_remove("RUNNER_TEST_STEP_MS")
         .env_remove("RUNNER_TEST_SLOW_MS")
+        .env_remove("RUNNER_TEST_SLOW_NODE")
+        .env_remove("RUNNER_TEST_BROKEN_LOCKS")
+        .env_remove("RUNNER_SLURM_PROFILE")
         .env_remove("RUNNER_TEST_PANIC_NODE")
         .env_remove("RUNNER_TEST_PUBLISH_MS");
     c
