@@ -732,3 +732,93 @@ fn a_job_refuses_a_cache_that_is_not_the_drivers() {
         text(&o.stderr)
     );
 }
+
+/// The one node of the test cluster.
+fn node_name(env: &Env) -> String {
+    env.slurm("sinfo", &["-h", "-N", "-o", "%N"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_compute_node_lost_mid_job_is_survived() {
+    let _turn = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(conf) = slurm_conf() else { return };
+    // --no-requeue: Slurm ends the job NODE_FAIL and runner resubmits it
+    // (with Slurm's own requeue, the default, the job keeps its id and
+    // runner simply waits for it).
+    let env = Env::new(&conf, "extra_args = [\"--no-requeue\"]\n");
+    let mut child = env.spawn(&[
+        ("RUNNER_TEST_SLOW_NODE", FIT),
+        ("RUNNER_TEST_SLOW_MS", "6000"),
+    ]);
+    let job = env.wait_for_submit(FIT, &mut child);
+    env.wait_state(&job, "RUNNING");
+    let host = node_name(&env);
+    let down = format!("nodename={host}");
+    env.slurm(
+        "scontrol",
+        &["update", &down, "state=down", "reason=runner-test"],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    env.slurm("scontrol", &["update", &down, "state=resume"]);
+    let o = finish(child);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let events = env.log_events();
+    let ended = events
+        .iter()
+        .find(|e| e["event"] == "job" && e["job_id"] == job.as_str())
+        .unwrap();
+    assert_eq!(ended["state"], "NODE_FAIL", "{ended}");
+    let computed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "node" && e["node"] == FIT && e["outcome"] == "ran")
+        .collect();
+    assert_eq!(computed.len(), 1);
+    assert_ne!(computed[0]["job_id"], job.as_str());
+    assert!(env.dir.join("results/results.csv").is_file());
+}
+
+#[test]
+fn a_job_that_runs_out_of_time_gets_twice_as_long() {
+    let _turn = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(conf) = slurm_conf() else { return };
+    // Slurm's smallest limit is a minute, checked every 30 s or so: the node
+    // takes 100 s, is killed once, and is done in the 2 minutes of its
+    // second try. (Scores get jobs of their own, so that the fit's job has
+    // its own minute only.)
+    let env = Env::new(&conf, "[kinds.fit]\ntime = \"1\"\n[kinds.score]\nalone = true\n");
+    let o = env
+        .exec()
+        .env("RUNNER_TEST_SLOW_NODE", FIT)
+        .env("RUNNER_TEST_SLOW_MS", "100000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let events = env.log_events();
+    let submits: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "submit" && e["nodes"][0] == FIT)
+        .collect();
+    assert_eq!(submits.len(), 2, "{submits:?}");
+    let time = |e: &Value| {
+        e["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|a| a.as_str().unwrap().strip_prefix("--time="))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (time(submits[0]).as_str(), time(submits[1]).as_str()),
+        ("0-00:01:00", "0-00:02:00")
+    );
+    let first = submits[0]["job_id"].as_str().unwrap();
+    let ended = events
+        .iter()
+        .find(|e| e["event"] == "job" && e["job_id"] == first)
+        .unwrap();
+    assert_eq!(ended["state"], "TIMEOUT");
+    assert!(env.dir.join("results/results.csv").is_file());
+}
