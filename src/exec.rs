@@ -406,31 +406,22 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
         return Err(e);
     }
 
-    let mut warnings = plan.warnings.clone();
-    warnings.extend(warnings_of_nodes.into_inner().unwrap());
-    let results = match node_warnings(plan, cache).and_then(|w| {
-        warnings.extend(w);
-        materialize(plan, cache)
-    }) {
-        Ok(r) => r,
+    let counts = (ran, reused, recomputed);
+    let summary = match summarize(
+        plan,
+        cache,
+        counts,
+        warnings_of_nodes.into_inner().unwrap(),
+        &log,
+        started,
+        None,
+    ) {
+        Ok(s) => s,
         Err(e) => {
             log.line(json!({"event": "end", "ok": false, "ran": ran, "reused": reused, "recomputed_corrupt": recomputed,
                 "wall_seconds": started.elapsed().as_secs_f64(), "error": format!("writing results: {e}")}));
             return Err(e);
         }
-    };
-    let summary = Summary {
-        experiment: plan.experiment.name.clone(),
-        ran: ran + recomputed,
-        reused,
-        recomputed_corrupt: recomputed,
-        nodes: n,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        results_dir: plan.experiment.results_dir.clone(),
-        results,
-        run_log: log.path.clone(),
-        warnings,
-        jobs_submitted: None,
     };
     log.line(
         json!({"event": "end", "ok": true, "ran": summary.ran, "reused": reused,
@@ -440,9 +431,40 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &ExecOptions) -> Result<Summary
     Ok(summary)
 }
 
+/// Once every node is an entry (either executor): the warnings of the plan,
+/// of this run and of every node's entry, the published results, and the
+/// summary the command prints.
+pub(crate) fn summarize(
+    plan: &Plan,
+    cache: &Cache,
+    (ran, reused, recomputed): (usize, usize, usize),
+    of_this_run: Vec<String>,
+    log: &RunLog,
+    started: Instant,
+    jobs_submitted: Option<usize>,
+) -> Result<Summary> {
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(of_this_run);
+    warnings.extend(node_warnings(plan, cache)?);
+    let results = materialize(plan, cache)?;
+    Ok(Summary {
+        experiment: plan.experiment.name.clone(),
+        ran: ran + recomputed,
+        reused,
+        recomputed_corrupt: recomputed,
+        nodes: plan.graph.node_count(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        results_dir: plan.experiment.results_dir.clone(),
+        results,
+        run_log: log.path.clone(),
+        warnings,
+        jobs_submitted,
+    })
+}
+
 /// Every node's warnings for the user (α at the grid's edge, empty ROIs),
 /// from its entry, whether it ran now or was reused.
-pub(crate) fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
+fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for ix in plan.topo() {
         let node = &plan.graph[ix];
@@ -456,7 +478,7 @@ pub(crate) fn node_warnings(plan: &Plan, cache: &Cache) -> Result<Vec<String>> {
 
 /// Publishes the output nodes' files as the experiment's results (one set,
 /// swapped in atomically; see [`crate::results`]).
-pub(crate) fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
+fn materialize(plan: &Plan, cache: &Cache) -> Result<Vec<PathBuf>> {
     let entries = plan
         .outputs
         .iter()

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::cache::{Cache, EntryState};
 use crate::error::{Error, IoContext, Result};
-use crate::exec::{Outcome, RunLog, Summary, materialize, node_warnings};
+use crate::exec::{Outcome, RunLog, Summary, summarize};
 use crate::plan::Plan;
 use crate::slurm::claims::{Claim, Claims};
 use crate::slurm::job::ReportView;
@@ -173,7 +173,16 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &SlurmOptions) -> Result<Summar
         "nodes": n, "executor": "slurm", "profile": opts.profile.path, "pid": std::process::id(),
         "host": hostname(), "unix": crate::cache::unix_now()}));
     crate::slurm::catch_interrupts();
-    let result = d.run();
+    let result = match d.run() {
+        // Ctrl-C while waiting on a busy scheduler ends in that wait's error:
+        // the jobs are cancelled all the same.
+        Err(Error::Scheduler { message, .. })
+            if interrupted() && message.starts_with("interrupted while waiting") =>
+        {
+            Err(d.cancel_ours())
+        }
+        other => other,
+    };
     // What is left of this driver's claims names jobs that ended: their
     // nodes are done, failed or blocked, and a later run starts afresh.
     for j in d.jobs.iter().filter(|j| j.ours && j.ended) {
@@ -212,32 +221,25 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &SlurmOptions) -> Result<Summar
         end(&d, false, Some(e.to_string()));
         return Err(e);
     }
-    let mut warnings = plan.warnings.clone();
-    warnings.append(&mut d.warnings);
-    let results = match node_warnings(plan, cache).and_then(|w| {
-        warnings.extend(w);
-        materialize(plan, cache)
-    }) {
-        Ok(r) => r,
+    let warnings = std::mem::take(&mut d.warnings);
+    match summarize(
+        plan,
+        cache,
+        d.counts,
+        warnings,
+        &d.log,
+        started,
+        Some(d.submitted),
+    ) {
+        Ok(summary) => {
+            end(&d, true, None);
+            Ok(summary)
+        }
         Err(e) => {
             end(&d, false, Some(format!("writing results: {e}")));
-            return Err(e);
+            Err(e)
         }
-    };
-    end(&d, true, None);
-    Ok(Summary {
-        experiment: plan.experiment.name.clone(),
-        ran: ran + recomputed,
-        reused,
-        recomputed_corrupt: recomputed,
-        nodes: n,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        results_dir: plan.experiment.results_dir.clone(),
-        results,
-        run_log: d.log.path.clone(),
-        warnings,
-        jobs_submitted: Some(d.submitted),
-    })
+    }
 }
 
 impl Driver<'_> {
@@ -265,7 +267,7 @@ impl Driver<'_> {
             }
             self.promote();
             let active = self.jobs.iter().any(|j| !j.ended);
-            let ready = self.state.iter().any(|s| *s == State::Ready);
+            let ready = self.state.contains(&State::Ready);
             if !active && !ready {
                 return Ok(());
             }
