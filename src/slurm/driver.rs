@@ -88,6 +88,7 @@ struct Driver<'a> {
     stamp: String,
     runner: PathBuf,
     gpu_build: bool,
+    history: crate::slurm::history::History,
     bar: indicatif::ProgressBar,
 }
 
@@ -167,6 +168,7 @@ pub fn execute(plan: &Plan, cache: &Cache, opts: &SlurmOptions) -> Result<Summar
         ),
         runner,
         gpu_build: cfg!(feature = "tch"),
+        history: crate::slurm::history::History::read(&cache.runs_dir()),
         bar,
     };
     d.log.line(json!({"event": "start", "experiment": plan.experiment.name, "file": plan.experiment.source.path,
@@ -250,6 +252,12 @@ impl Driver<'_> {
         } else {
             self.bar.println(line);
         }
+    }
+
+    fn resources(&self, ix: NodeIndex) -> Resources {
+        let node = &self.plan.graph[ix];
+        let seen = self.history.limit(&self.plan.experiment.name, &node.id);
+        Resources::of(node, &self.opts.profile, self.gpu_build, seen)
     }
 
     fn run(&mut self) -> Result<()> {
@@ -606,7 +614,7 @@ impl Driver<'_> {
         fails: &mut HashMap<NodeIndex, (u32, Option<u64>)>,
     ) -> Vec<Vec<NodeIndex>> {
         let p = &self.opts.profile;
-        let res = |ix: NodeIndex| Resources::of(&self.plan.graph[ix], p, self.gpu_build);
+        let res = |ix: NodeIndex| self.resources(ix);
         let mut jobs: Vec<Vec<NodeIndex>> = Vec::new();
         let mut small: Vec<NodeIndex> = Vec::new();
         for ix in nodes {
@@ -672,9 +680,9 @@ impl Driver<'_> {
         fails: &HashMap<NodeIndex, (u32, Option<u64>)>,
     ) -> Result<()> {
         let p = &self.opts.profile;
-        let mut res = Resources::of(&self.plan.graph[nodes[0]], p, self.gpu_build);
+        let mut res = self.resources(nodes[0]);
         for &ix in &nodes[1..] {
-            res.merge(&Resources::of(&self.plan.graph[ix], p, self.gpu_build));
+            res.merge(&self.resources(ix));
         }
         if let Some(t) = nodes
             .iter()

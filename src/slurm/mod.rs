@@ -11,12 +11,14 @@
 //! keeps failing stops only its own descendants.
 //!
 //! - [`profile`]: the user's cluster settings (never in the experiment file).
-//! - [`resources`]: CPUs, memory, time and GPUs a node's job asks for.
+//! - [`resources`]: CPUs, memory, time and GPUs a node's job asks for;
+//!   [`history`]: time limits from how long a node took before.
 //! - [`scheduler`]: the Slurm commands, retried with back-off.
 //! - [`claims`]: which job computes which node, shared between drivers.
 
 pub mod claims;
 pub mod driver;
+pub mod history;
 pub mod job;
 pub mod profile;
 pub mod resources;

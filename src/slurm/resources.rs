@@ -62,8 +62,16 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// The node's own request.
-    pub fn of(node: &Node, profile: &Profile, gpu_build: bool) -> Resources {
+    /// The node's own request. The time limit is the profile's for its
+    /// kind, else what history says (three times its slowest run, see
+    /// [`crate::slurm::history`]), else the profile's default, else the
+    /// class's.
+    pub fn of(
+        node: &Node,
+        profile: &Profile,
+        gpu_build: bool,
+        history_s: Option<u64>,
+    ) -> Resources {
         let kind = node.task.kind();
         let class = crate::slurm::profile::class_of(kind);
         let k = profile.kind(kind);
@@ -77,7 +85,7 @@ impl Resources {
         Resources {
             cpus: k.cpus.unwrap_or(cpus),
             mem_mb: k.mem_mb.unwrap_or(BASE_MEM_MB + estimate_mb),
-            time_s: k.time_s.or(profile.time_s).unwrap_or(time_s),
+            time_s: k.time_s.or(history_s).or(profile.time_s).unwrap_or(time_s),
             gres: match (&k.gres, class) {
                 (Some(g), _) => Some(g.clone()),
                 (None, NodeClass::Gpu) if gpu_build => Some(profile.gres.clone()),
