@@ -825,3 +825,48 @@ fn a_job_that_runs_out_of_time_gets_twice_as_long() {
     assert_eq!(ended["state"], "TIMEOUT");
     assert!(env.dir.join("results/results.csv").is_file());
 }
+
+#[test]
+fn time_limits_come_from_how_long_the_same_nodes_took_before() {
+    let _turn = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(conf) = slurm_conf() else { return };
+    let env = Env::new(&conf, "");
+    // A first, local run; then a new α grid makes the fits and scores stale
+    // under the same node ids.
+    let o = runner()
+        .args(["exec", "e.toml"])
+        .current_dir(&env.dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let toml = fs::read_to_string(env.dir.join("e.toml")).unwrap();
+    fs::write(
+        env.dir.join("e.toml"),
+        toml.replace("[0.1, 10.0, 1000.0]", "[1.0, 100.0]"),
+    )
+    .unwrap();
+    let o = env.exec().output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let events = env.log_events();
+    let submit = events
+        .iter()
+        .find(|e| e["event"] == "submit" && e["nodes"][0] == FIT)
+        .unwrap();
+    let nodes: Vec<&str> = submit["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, [FIT, "score/ridge/s1/toy/pixels/V1"]);
+    // Each took well under 100 s: 5 minutes each (the floor), not the
+    // classes' 1 h + 15 min.
+    assert!(
+        submit["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--time=0-00:10:00"),
+        "{submit}"
+    );
+}

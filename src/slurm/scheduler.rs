@@ -206,10 +206,19 @@ impl Scheduler {
 
     /// This user's jobs, recently ended ones included (for `MinJobAge`).
     pub fn queue(&self) -> Result<HashMap<String, QueueRow>> {
-        let args: Vec<String> = ["--me", "-h", "--states=all", "-o", "%i|%T|%N|%M|%j"]
-            .map(String::from)
-            .to_vec();
-        let out = match self.with_backoff("squeue", &args, None, |_| true)? {
+        // `--user=<uid>` rather than `--me`, which Slurm before 20.11 lacks.
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let args: Vec<String> = vec![
+            format!("--user={uid}"),
+            "-h".into(),
+            "--states=all".into(),
+            "-o".into(),
+            "%i|%T|%N|%M|%j".into(),
+        ];
+        // A controller that does not answer is waited for; any other error
+        // (an option this squeue does not know) is reported at once.
+        let out = match self.with_backoff("squeue", &args, None, transient)? {
             Ok(out) => out,
             Err(why) => {
                 return Err(Error::Scheduler {
@@ -312,6 +321,10 @@ mod tests {
             "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying"
         ));
         assert!(transient("sbatch: error: QOSMaxSubmitJobPerUserLimit"));
+        assert!(transient(
+            "slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
+        ));
+        assert!(!transient("squeue: unrecognized option '--me'"));
         assert!(!transient(
             "sbatch: error: invalid partition specified: gpu"
         ));
